@@ -1,0 +1,239 @@
+"""``DepthAnything``: DINOv2 encoder + DPT head, the official V1/V2 relative-depth model."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from anydepth.models.dpt import DPTHead
+from anydepth.models.encoder import ENCODERS, PATCH_SIZE, DINOv2Encoder, PosEmbedInterpolation
+from anydepth.models.preprocess import check_image, prepare_images
+
+Version = Literal["v1", "v2"]
+VERSIONS: tuple[str, ...] = ("v1", "v2")
+
+# Official DPT decoder sizes per encoder: (features, out_channels).
+DECODERS: dict[str, tuple[int, tuple[int, int, int, int]]] = {
+    "vits": (64, (48, 96, 192, 384)),
+    "vitb": (128, (96, 192, 384, 768)),
+    "vitl": (256, (256, 512, 1024, 1024)),
+    "vitg": (384, (1536, 1536, 1536, 1536)),
+}
+# Depth Anything V2 ``intermediate_layer_idx``; V1 takes the last four blocks.
+V2_LAYER_INDICES: dict[str, tuple[int, ...]] = {
+    "vits": (2, 5, 8, 11),
+    "vitb": (2, 5, 8, 11),
+    "vitl": (4, 11, 17, 23),
+    "vitg": (9, 19, 29, 39),
+}
+
+
+def default_layer_indices(encoder: str, version: str, depth: int) -> tuple[int, ...]:
+    """Blocks fed to the DPT head: V1 the last four; V2 the official table (custom: evenly spaced)."""
+    if version not in VERSIONS:
+        raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
+    if depth < 4:
+        raise ValueError(f"the DPT head needs at least 4 encoder blocks, got depth={depth}")
+    if version == "v1":
+        return tuple(range(depth - 4, depth))
+    if encoder in V2_LAYER_INDICES:
+        return V2_LAYER_INDICES[encoder]
+    return tuple(depth * k // 4 - 1 for k in range(1, 5))
+
+
+@dataclass(frozen=True)
+class DepthAnythingConfig:
+    """Complete architecture of a ``DepthAnything``; ``DepthAnything(**asdict(cfg))`` rebuilds it."""
+
+    encoder: str
+    version: str
+    embed_dim: int
+    depth: int
+    num_heads: int
+    swiglu: bool
+    features: int
+    out_channels: tuple[int, int, int, int]
+    layer_indices: tuple[int, ...]
+    use_bn: bool = False
+    use_clstoken: bool = False
+    pos_embed_interpolation: str = "dinov2"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DepthAnythingConfig:
+        data = dict(data)
+        data["out_channels"] = tuple(data["out_channels"])
+        data["layer_indices"] = tuple(data["layer_indices"])
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["out_channels"] = list(self.out_channels)
+        data["layer_indices"] = list(self.layer_indices)
+        return data
+
+
+def resolve_config(
+    encoder: str = "vits",
+    version: str = "v2",
+    embed_dim: int | None = None,
+    depth: int | None = None,
+    num_heads: int | None = None,
+    swiglu: bool | None = None,
+    features: int | None = None,
+    out_channels: tuple[int, int, int, int] | list[int] | None = None,
+    layer_indices: tuple[int, ...] | list[int] | None = None,
+    use_bn: bool = False,
+    use_clstoken: bool = False,
+    pos_embed_interpolation: str = "dinov2",
+) -> DepthAnythingConfig:
+    """Fill unset sizes from the official preset of ``encoder``; ``"custom"`` needs them all."""
+    if encoder in ENCODERS:
+        spec = ENCODERS[encoder]
+        feats, outs = DECODERS[encoder]
+        embed_dim = spec.embed_dim if embed_dim is None else embed_dim
+        depth = spec.depth if depth is None else depth
+        num_heads = spec.num_heads if num_heads is None else num_heads
+        swiglu = spec.swiglu if swiglu is None else swiglu
+        features = feats if features is None else features
+        out_channels = outs if out_channels is None else out_channels
+    elif encoder == "custom":
+        missing = [
+            name
+            for name, value in dict(
+                embed_dim=embed_dim, depth=depth, num_heads=num_heads, features=features, out_channels=out_channels
+            ).items()
+            if value is None
+        ]
+        if missing:
+            raise ValueError(f"encoder='custom' needs {', '.join(missing)}")
+        swiglu = bool(swiglu)
+    else:
+        raise ValueError(f"encoder must be one of {sorted(ENCODERS)} or 'custom', got {encoder!r}")
+    assert embed_dim is not None and depth is not None and num_heads is not None  # filled above
+    if len(out_channels) != 4:
+        raise ValueError(f"out_channels needs 4 entries (one per DPT stage), got {list(out_channels)}")
+    if layer_indices is None:
+        layer_indices = default_layer_indices(encoder, version, depth)
+    if len(layer_indices) != 4 or not all(0 <= i < depth for i in layer_indices):
+        raise ValueError(f"layer_indices must be 4 block indices in [0, {depth}), got {list(layer_indices)}")
+    return DepthAnythingConfig(
+        encoder=encoder,
+        version=version,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+        swiglu=bool(swiglu),
+        features=features,
+        out_channels=tuple(out_channels),
+        layer_indices=tuple(layer_indices),
+        use_bn=use_bn,
+        use_clstoken=use_clstoken,
+        pos_embed_interpolation=pos_embed_interpolation,
+    )
+
+
+class DepthAnything(nn.Module):
+    """Depth Anything (V1 or V2): ImageNet-normalised ``B x 3 x H x W`` -> ``B x H x W`` disparity.
+
+    Submodules are named as in the official code (``pretrained``, ``depth_head``) so state dicts
+    match official checkpoints key for key. Sizes default to the official preset of ``encoder``
+    (``vits``/``vitb``/``vitl``/``vitg``); ``encoder="custom"`` with explicit sizes builds small
+    models for tests. ``grad_checkpointing`` enables activation checkpointing of the ViT blocks.
+    """
+
+    def __init__(
+        self,
+        encoder: str = "vits",
+        version: Version = "v2",
+        embed_dim: int | None = None,
+        depth: int | None = None,
+        num_heads: int | None = None,
+        swiglu: bool | None = None,
+        features: int | None = None,
+        out_channels: tuple[int, int, int, int] | None = None,
+        layer_indices: tuple[int, ...] | None = None,
+        use_bn: bool = False,
+        use_clstoken: bool = False,
+        pos_embed_interpolation: PosEmbedInterpolation = "dinov2",
+        grad_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        self.config = resolve_config(
+            encoder, version, embed_dim, depth, num_heads, swiglu, features, out_channels,
+            layer_indices, use_bn, use_clstoken, pos_embed_interpolation,
+        )  # fmt: skip
+        cfg = self.config
+        self.pretrained = DINOv2Encoder(
+            cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.swiglu, pos_embed_interpolation, grad_checkpointing
+        )
+        self.depth_head = DPTHead(cfg.embed_dim, cfg.features, cfg.out_channels, use_bn, use_clstoken, PATCH_SIZE)
+
+    @classmethod
+    def from_config(cls, config: DepthAnythingConfig, **kwargs: Any) -> DepthAnything:
+        return cls(**{**asdict(config), **kwargs})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        patch_h, patch_w = x.shape[-2] // PATCH_SIZE, x.shape[-1] // PATCH_SIZE
+        features = self.pretrained.forward_features(x, self.config.layer_indices)
+        depth = self.depth_head(features, patch_h, patch_w)
+        return F.relu(depth).squeeze(1)
+
+    @torch.inference_mode()
+    def infer_images(self, images: list[np.ndarray], input_size: int = 518, batch_size: int = 4) -> list[np.ndarray]:
+        """Relative disparity (H x W float32) for each H x W x 3 uint8 RGB image, official recipe.
+
+        Each image is resized (aspect kept, shorter side >= ``input_size``, sides multiples of 14,
+        bicubic), normalised, run through the model, and the prediction is upsampled bilinearly
+        (``align_corners=True``) back to the image size. Images of equal size share batches.
+        """
+        for i, image in enumerate(images):
+            check_image(image, f"image {i}")
+        device = next(self.parameters()).device
+        dtype = next(self.parameters()).dtype
+        by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for i, image in enumerate(images):
+            by_size[image.shape[:2]].append(i)
+        results: list[np.ndarray] = [np.empty(0, np.float32)] * len(images)
+        was_training = self.training
+        self.eval()
+        try:
+            for size, indices in by_size.items():
+                for start in range(0, len(indices), batch_size):
+                    chunk = indices[start : start + batch_size]
+                    batch = prepare_images([images[i] for i in chunk], input_size, device).to(dtype)
+                    depth = F.interpolate(self(batch)[:, None].float(), size, mode="bilinear", align_corners=True)
+                    for i, d in zip(chunk, depth[:, 0].cpu().numpy()):
+                        results[i] = d
+        finally:
+            self.train(was_training)
+        return results
+
+    def infer_image(self, rgb: np.ndarray, input_size: int = 518) -> np.ndarray:
+        """Relative disparity (H x W float32, larger = nearer) of one H x W x 3 uint8 RGB image."""
+        return self.infer_images([rgb], input_size, batch_size=1)[0]
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        encoder: str | None = None,
+        version: str | None = None,
+        **kwargs: Any,
+    ) -> DepthAnything:
+        """Load any supported checkpoint (see ``anydepth.models.checkpoint.load_checkpoint``)."""
+        from anydepth.models.checkpoint import load_checkpoint
+
+        return load_checkpoint(path, encoder=encoder, version=version, **kwargs)
+
+    def save_checkpoint(self, path: str | os.PathLike, format: str = "official") -> None:
+        """Write ``official`` (.pth), ``hf`` (transformers directory) or ``anydepth`` weights."""
+        from anydepth.models.checkpoint import save_checkpoint
+
+        save_checkpoint(self, path, format=format)

@@ -1,0 +1,147 @@
+"""DINOv2 ViT encoder on timm's VisionTransformer, numerically faithful to the official DINOv2.
+
+Parameter names equal the official DINOv2 ones (``cls_token``, ``pos_embed``, ``mask_token``,
+``blocks.N.attn.qkv``, ``blocks.N.ls1.gamma`` ...), except that the vitg SwiGLU FFN uses timm's
+packed ``mlp.fc1``/``mlp.fc2`` where the official code says ``mlp.w12``/``mlp.w3``; the
+checkpoint module translates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from timm.layers import SwiGLUPacked
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+PATCH_SIZE = 14
+PRETRAIN_IMAGE_SIZE = 518  # DINOv2 position embeddings cover a 37 x 37 grid (518 / 14)
+PosEmbedInterpolation = Literal["dinov2", "size"]
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Width, depth, heads and FFN kind of one DINOv2 ViT."""
+
+    embed_dim: int
+    depth: int
+    num_heads: int
+    swiglu: bool = False
+
+
+ENCODERS: dict[str, EncoderSpec] = {
+    "vits": EncoderSpec(384, 12, 6),
+    "vitb": EncoderSpec(768, 12, 12),
+    "vitl": EncoderSpec(1024, 24, 16),
+    "vitg": EncoderSpec(1536, 40, 24, swiglu=True),
+}
+
+
+def swiglu_hidden_features(embed_dim: int, mlp_ratio: float = 4.0) -> int:
+    """Hidden width of DINOv2's fused SwiGLU FFN (official ``SwiGLUFFNFused``): 4096 for vitg."""
+    return (int(embed_dim * mlp_ratio * 2 / 3) + 7) // 8 * 8
+
+
+def interpolate_pos_embed(
+    pos_embed: torch.Tensor,
+    grid_h: int,
+    grid_w: int,
+    mode: PosEmbedInterpolation = "dinov2",
+    offset: float = 0.1,
+) -> torch.Tensor:
+    """Resample a ``1 x (1 + M*M) x C`` DINOv2 position embedding (class slot first) to a grid.
+
+    ``mode="dinov2"`` reproduces the official DINOv2 code exactly: bicubic, no antialias,
+    driven by the scale factor ``(grid + offset) / M`` (the historical +0.1 kludge, which also
+    shifts the sampling positions), computed in fp32, and no resampling at all for the native
+    square grid. ``mode="size"`` resamples to the target size instead, as transformers' Dinov2
+    does; at non-native grids the two differ slightly.
+    """
+    num_patches = pos_embed.shape[1] - 1
+    side = math.isqrt(num_patches)
+    if side * side != num_patches:
+        raise ValueError(f"position embedding with {num_patches} patch slots is not a square grid")
+    if grid_h == grid_w == side:
+        return pos_embed
+    dim = pos_embed.shape[-1]
+    patch_pos = pos_embed[:, 1:].float().reshape(1, side, side, dim).permute(0, 3, 1, 2)
+    if mode == "dinov2":
+        scale = ((grid_h + offset) / side, (grid_w + offset) / side)
+        patch_pos = F.interpolate(patch_pos, scale_factor=scale, mode="bicubic", antialias=False)
+    elif mode == "size":
+        patch_pos = F.interpolate(patch_pos, size=(grid_h, grid_w), mode="bicubic", antialias=False)
+    else:
+        raise ValueError(f"pos_embed_interpolation must be 'dinov2' or 'size', got {mode!r}")
+    patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, dim)
+    return torch.cat((pos_embed[:, :1].float(), patch_pos), dim=1).to(pos_embed.dtype)
+
+
+class DINOv2Encoder(VisionTransformer):
+    """DINOv2 ViT/14 (timm blocks, fused SDPA attention) accepting any input with sides % 14 == 0.
+
+    ``forward_features(x, layer_indices)`` returns, for each selected block, the pair
+    ``(patch_tokens B x N x C, class_token B x C)`` after the final LayerNorm, like the official
+    ``get_intermediate_layers(..., return_class_token=True)``.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int = 384,
+        depth: int = 12,
+        num_heads: int = 6,
+        swiglu: bool = False,
+        pos_embed_interpolation: PosEmbedInterpolation = "dinov2",
+        grad_checkpointing: bool = False,
+    ) -> None:
+        mlp_kwargs: dict = {}
+        if swiglu:  # official vitg: SwiGLUFFNFused, packed w12 = fc1 (2 x 4096), w3 = fc2
+            mlp_kwargs = dict(
+                mlp_layer=SwiGLUPacked,
+                act_layer=nn.SiLU,
+                mlp_ratio=(2 * swiglu_hidden_features(embed_dim) + 0.5) / embed_dim,  # int() -> 2 x 4096
+            )
+        super().__init__(
+            img_size=PRETRAIN_IMAGE_SIZE,
+            patch_size=PATCH_SIZE,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            init_values=1.0,  # official DINOv2 hub models: LayerScale init 1.0
+            num_classes=0,
+            dynamic_img_size=True,
+            **mlp_kwargs,
+        )
+        # DINOv2's masked-image-modelling token: unused for depth, kept so checkpoints round-trip.
+        self.mask_token = nn.Parameter(torch.zeros(1, embed_dim))
+        self.pos_embed_interpolation = pos_embed_interpolation
+        self.set_grad_checkpointing(grad_checkpointing)
+
+    def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
+        batch, grid_h, grid_w, dim = x.shape
+        pos_embed = interpolate_pos_embed(self.pos_embed, grid_h, grid_w, self.pos_embed_interpolation)
+        tokens = torch.cat((self.cls_token.expand(batch, -1, -1), x.reshape(batch, -1, dim)), dim=1)
+        return self.pos_drop(tokens + pos_embed)
+
+    def forward_features(  # type: ignore[override]
+        self, x: torch.Tensor, layer_indices: tuple[int, ...]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        height, width = x.shape[-2:]
+        if height % PATCH_SIZE or width % PATCH_SIZE:
+            raise ValueError(
+                f"input is {height}x{width} px; both sides must be multiples of {PATCH_SIZE} "
+                "(resize with anydepth.models.preprocess.lower_bound_size or pad first)"
+            )
+        outputs = self.forward_intermediates(
+            x,
+            indices=list(layer_indices),
+            return_prefix_tokens=True,
+            norm=True,
+            stop_early=True,
+            output_fmt="NLC",
+            intermediates_only=True,
+        )
+        return [(patches, prefix[:, 0]) for patches, prefix in outputs]

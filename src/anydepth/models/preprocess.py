@@ -1,0 +1,64 @@
+"""Official Depth Anything inference preprocessing, on torch tensors (any device).
+
+The official ``Resize(keep_aspect_ratio=True, ensure_multiple_of=14, resize_method="lower_bound",
+cv2.INTER_CUBIC)`` + ``NormalizeImage`` is reproduced with ``torch.nn.functional.interpolate``
+(bicubic, a = -0.75 like OpenCV, no antialias) on the [0, 1] float image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from anydepth.models.encoder import PATCH_SIZE
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _multiple_at_least(x: float, minimum: int, multiple: int) -> int:
+    """Official ``constrain_to_multiple_of(x, min_val)``: round half to even, ceil if below min."""
+    y = int(np.round(x / multiple) * multiple)
+    if y < minimum:
+        y = int(np.ceil(x / multiple) * multiple)
+    return y
+
+
+def lower_bound_size(height: int, width: int, input_size: int = 518, multiple: int = PATCH_SIZE) -> tuple[int, int]:
+    """Network input size (h, w): aspect kept, shorter side >= ``input_size``, both multiples of 14."""
+    scale = max(input_size / height, input_size / width)
+    return (
+        _multiple_at_least(scale * height, input_size, multiple),
+        _multiple_at_least(scale * width, input_size, multiple),
+    )
+
+
+def check_image(rgb: np.ndarray, name: str = "image") -> None:
+    """Raise ``ValueError`` unless ``rgb`` is an H x W x 3 uint8 array at least 14 px per side."""
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        desc = f"{rgb.dtype} array of shape {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+        raise ValueError(f"{name}: expected an H x W x 3 uint8 RGB array, got {desc}")
+    if min(rgb.shape[:2]) < PATCH_SIZE:
+        raise ValueError(
+            f"{name} is {rgb.shape[1]}x{rgb.shape[0]} px; the model needs at least "
+            f"{PATCH_SIZE} px on each side (one ViT patch)"
+        )
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalise a ``B x 3 x H x W`` float batch in [0, 1]."""
+    mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def prepare_images(
+    images: list[np.ndarray], input_size: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Same-sized uint8 RGB arrays to one normalised ``B x 3 x h x w`` network batch."""
+    height, width = images[0].shape[:2]
+    batch = torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float() / 255.0
+    size = lower_bound_size(height, width, input_size)
+    batch = F.interpolate(batch, size=size, mode="bicubic", align_corners=False)
+    return normalize(batch)
