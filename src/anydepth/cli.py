@@ -1,0 +1,218 @@
+"""The ``anydepth`` command line: ``anydepth infer ...`` (more subcommands to come).
+
+Every subcommand is one subparser registered by an ``add_<name>_parser(subparsers)`` function
+that sets ``func`` (``args -> exit code``) as a parser default; ``main`` parses, dispatches and
+turns user mistakes (``USER_ERRORS``) into one ``anydepth <command>: error: ...`` message and
+exit code 2, like argparse's own usage errors. Future subcommands (shards, pseudo-label, eval,
+and the LightningCLI fit/validate/test, which can receive their remaining arguments with
+``argparse.REMAINDER``) plug in the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import pickle
+import struct
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from anydepth.inference import (
+    InputError,
+    SkippedInputWarning,
+    list_inputs,
+    run_inference,
+)
+from anydepth.models.checkpoint import CheckpointError
+from anydepth.models.depth_anything import VERSIONS, DepthAnything
+from anydepth.models.encoder import ENCODERS
+
+PROG = "anydepth"
+EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_LISTED_SKIPS = 5
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its environment; reported without a traceback."""
+
+
+# Exceptions that mean "the user asked for something impossible", not "anydepth has a bug".
+USER_ERRORS: tuple[type[BaseException], ...] = (UsageError, CheckpointError, InputError)
+
+
+# Errors that torch's (weights-only) unpickler raises on bytes that are not a pickle.
+CORRUPT_FILE_ERRORS: tuple[type[BaseException], ...] = (
+    pickle.UnpicklingError, KeyError, IndexError, EOFError, TypeError, struct.error,
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------- infer
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda`` without CUDA is a ``UsageError``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was requested but CUDA is not available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def load_model(checkpoint: Path, encoder: str | None, version: str | None) -> DepthAnything:
+    """``DepthAnything.from_checkpoint``, with decoder errors from garbage files as ``CheckpointError``.
+
+    ``torch.load`` on a corrupt or foreign file can fail inside the unpickler with errors such as
+    ``KeyError`` (e.g. a text file), which ``load_checkpoint`` does not translate.
+    """
+    try:
+        return DepthAnything.from_checkpoint(checkpoint, encoder=encoder, version=version)
+    except CORRUPT_FILE_ERRORS as err:
+        raise CheckpointError(
+            f"cannot read checkpoint {checkpoint} ({type(err).__name__}: {err}): the file is corrupt "
+            "or not a supported checkpoint"
+        ) from err
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def infer_summary(written: int, output: Path, skipped: Sequence[tuple[Path, str]]) -> str:
+    """``wrote N depth maps to DIR; skipped M unreadable inputs: a (why), b (why)``."""
+    line = f"wrote {_plural(written, 'depth map')} to {output}"
+    if skipped:
+        listed = ", ".join(f"{path} ({reason})" for path, reason in skipped[:MAX_LISTED_SKIPS])
+        more = f" and {len(skipped) - MAX_LISTED_SKIPS} more" if len(skipped) > MAX_LISTED_SKIPS else ""
+        line += f"; skipped {_plural(len(skipped), 'unreadable input')}: {listed}{more}"
+    return line
+
+
+@contextlib.contextmanager
+def _skip_warnings_to_stderr(command: str) -> Iterator[None]:
+    """Print every ``SkippedInputWarning`` as ``anydepth <command>: warning: ...`` (above the progress bar)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SkippedInputWarning)
+        original = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, SkippedInputWarning):
+                tqdm.write(f"{PROG} {command}: warning: {message}", file=sys.stderr)
+            else:
+                original(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    """``anydepth infer``: load the checkpoint, predict every input, write the depth maps."""
+    if args.input_size < 14:
+        raise UsageError(f"--input-size must be at least 14 (one ViT patch), got {args.input_size}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"--output {args.output} exists and is not a directory")
+    list_inputs(args.input, exclude=args.output)  # fail on a bad --input before loading the model
+    device = resolve_device(args.device)
+    model = load_model(args.checkpoint, args.encoder, args.version).to(device).eval()
+    with _skip_warnings_to_stderr(args.command):
+        summary = run_inference(
+            model,
+            args.input,
+            args.output,
+            input_size=args.input_size,
+            batch_size=args.batch_size,
+            raw_npy=args.raw_npy,
+            png16=args.png16,
+            grayscale=args.grayscale,
+            side_by_side=args.side_by_side,
+        )
+    print(infer_summary(summary.written, args.output, summary.skipped))
+    return EXIT_SKIPPED if summary.skipped else EXIT_OK
+
+
+def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``anydepth infer``."""
+    parser = subparsers.add_parser(
+        "infer",
+        help="predict relative depth for images and write depth maps",
+        description=(
+            "Predict relative depth (disparity) for an image, a directory of images (searched "
+            "recursively) or a .txt list of image paths, and write <name>.png depth maps (Spectral_r "
+            "colours, near = red) into --output, keeping paths below an input directory. Exit code: "
+            "0 all written, 1 some inputs skipped as unreadable, 2 usage error."
+        ),
+    )
+    parser.add_argument(
+        "--checkpoint", required=True, type=Path, metavar="CKPT",
+        help="official Depth Anything .pth, transformers model directory, or anydepth/Lightning checkpoint",
+    )  # fmt: skip
+    parser.add_argument("--input", required=True, type=Path, help="image file, directory, or .txt list of paths")
+    parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="output directory (created)")
+    parser.add_argument(
+        "--input-size", type=int, default=518, metavar="N",
+        help="shorter network input side, rounded to a multiple of 14 (default: 518)",
+    )  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=4, metavar="N", help="images per forward pass (default: 4)")
+    parser.add_argument("--raw-npy", action="store_true", help="also write <name>.npy: float32 disparity at image size")
+    parser.add_argument(
+        "--png16", action="store_true",
+        help="also write <name>_16bit.png: min-max normalised disparity as 16-bit grayscale",
+    )  # fmt: skip
+    parser.add_argument("--grayscale", action="store_true", help="write grayscale instead of coloured depth maps")
+    parser.add_argument("--side-by-side", action="store_true", help="put the input image left of the depth map")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto",
+        help="auto = cuda when available, else cpu (default: auto)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--encoder", choices=(*ENCODERS, "custom"), default=None,
+        help="expected encoder; checked against the checkpoint (default: read from it)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--version", choices=VERSIONS, default=None,
+        help="Depth Anything version, for official files whose name does not say (default: from the checkpoint)",
+    )  # fmt: skip
+    parser.set_defaults(func=run_infer)
+    return parser
+
+
+# ---------------------------------------------------------------- main
+
+SUBCOMMANDS: tuple[Callable[[Any], argparse.ArgumentParser], ...] = (add_infer_parser,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``anydepth`` parser with one subparser per entry of ``SUBCOMMANDS``."""
+    parser = argparse.ArgumentParser(prog=PROG, description="Depth Anything style monocular depth models.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``anydepth``; returns the exit code (console scripts call ``sys.exit(main())``)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version and argparse usage errors
+        return exit_.code if isinstance(exit_.code, int) else (EXIT_OK if exit_.code is None else EXIT_USAGE)
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,276 @@
+"""Batch inference over image files: list inputs, read images, predict and write depth maps.
+
+The logic behind ``anydepth infer`` (``anydepth.cli``); usable on its own::
+
+    model = DepthAnything.from_checkpoint("depth_anything_v2_vits.pth").eval()
+    summary = run_inference(model, "photos/", "depth/", raw_npy=True)
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+from tqdm import tqdm
+
+from anydepth import visualize
+from anydepth.models.depth_anything import DepthAnything
+from anydepth.models.preprocess import check_image
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+LIST_EXTENSION = ".txt"
+
+
+class InputError(ValueError):
+    """The input or output paths cannot be used (missing, empty, would overwrite an input)."""
+
+
+class SkippedInputWarning(UserWarning):
+    """An input image could not be read or is too small and was skipped."""
+
+
+@dataclass
+class InferenceSummary:
+    """What ``run_inference`` did: ``written`` depth maps, ``skipped`` (path, reason) pairs."""
+
+    written: int = 0
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def _is_hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _read_list(list_file: Path) -> list[Path]:
+    try:
+        lines = list_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read list file {list_file}: {err}") from err
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for number, line in enumerate(lines, 1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        path = list_file.parent / Path(entry).expanduser()  # absolute entries replace the folder
+        if not path.is_file():
+            what = "is not a file" if path.exists() else "does not exist"
+            raise InputError(f"{list_file} line {number}: {path} {what}")
+        if path.resolve() not in seen:  # the same image listed twice is processed once
+            seen.add(path.resolve())
+            files.append(path)
+    if not files:
+        raise InputError(f"{list_file} lists no images")
+    return files
+
+
+def list_inputs(path: str | os.PathLike, exclude: str | os.PathLike | None = None) -> list[Path]:
+    """The image files that ``path`` names.
+
+    - an image file: itself (any extension PIL may read);
+    - a directory: every ``.jpg .jpeg .png .bmp .tif .tiff .webp`` file below it (case-insensitive,
+      recursive, hidden files and folders skipped, files under ``exclude`` skipped unless it is ``path``
+      itself), sorted;
+    - a ``.txt`` file: one image path per line, relative paths resolved against the list file's
+      folder, blank lines and ``#`` comment lines ignored, repeated entries kept once.
+
+    Raises ``InputError`` naming the path when it (or a listed file) does not exist, or when
+    nothing is found.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputError(f"input {path} does not exist")
+    if path.is_dir():
+        skip = Path(exclude).resolve() if exclude is not None else None
+        if skip == path.resolve():  # writing next to the inputs: nothing to exclude
+            skip = None
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix.lower() in IMAGE_EXTENSIONS
+            and p.is_file()
+            and not _is_hidden(p, path)
+            and not (skip is not None and p.resolve().is_relative_to(skip))
+        )
+        if not files:
+            raise InputError(f"no images ({' '.join(IMAGE_EXTENSIONS)}) found under {path}")
+        return files
+    if path.suffix.lower() == LIST_EXTENSION:
+        return _read_list(path)
+    return [path]
+
+
+def output_names(files: Sequence[Path], root: Path | None = None) -> list[Path]:
+    """Unique output names (no suffix) relative to the output directory, one per input file.
+
+    Under a directory ``root`` the name is the path below ``root`` (``a/x.jpg`` -> ``a/x``), so
+    equal file names in different folders do not collide; otherwise it is the file stem, and
+    stems shared by files from different folders keep the path below their common folder.
+    Names still shared (``x.jpg`` and ``x.png``) get the extension appended (``x_jpg``, ``x_png``).
+    """
+    if root is not None:
+        names = [f.relative_to(root).with_suffix("") for f in files]
+    else:
+        names = [Path(f.stem) for f in files]
+        groups: dict[Path, list[int]] = defaultdict(list)
+        for i, name in enumerate(names):
+            groups[name].append(i)
+        for indices in groups.values():
+            if len(indices) > 1:
+                common = Path(os.path.commonpath([files[i].absolute().parent for i in indices]))
+                for i in indices:
+                    names[i] = files[i].absolute().relative_to(common).with_suffix("")
+    counts = Counter(names)
+    names = [
+        n.with_name(f"{n.name}_{f.suffix.lstrip('.')}") if counts[n] > 1 and f.suffix else n
+        for n, f in zip(names, files)
+    ]
+    taken: set[Path] = set()
+    unique: list[Path] = []
+    for name in names:  # last resort (e.g. ``x_jpg.png`` next to ``x.jpg`` and ``x.png``): a counter
+        candidate, k = name, 1
+        while candidate in taken:
+            k += 1
+            candidate = name.with_name(f"{name.name}_{k}")
+        taken.add(candidate)
+        unique.append(candidate)
+    return unique
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """H x W x 3 uint8 RGB array of an image file, EXIF orientation applied (PIL).
+
+    Raises ``PIL.UnidentifiedImageError`` or ``OSError`` for files PIL cannot decode.
+    """
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image)
+        return np.array(image.convert("RGB"), dtype=np.uint8)
+
+
+def _read_checked(path: Path) -> tuple[np.ndarray | None, str]:
+    """``(rgb, "")`` for a usable image, ``(None, reason)`` otherwise."""
+    try:
+        rgb = read_rgb(path)
+    except Image.UnidentifiedImageError:
+        return None, "not an image file PIL can read"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        return None, f"cannot decode image ({err})"
+    try:
+        check_image(rgb, "image")
+    except ValueError as err:
+        return None, str(err)
+    return rgb, ""
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def _save(array: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def write_outputs(
+    rgb: np.ndarray,
+    disparity: np.ndarray,
+    stem: Path,
+    raw_npy: bool = False,
+    png16: bool = False,
+    grayscale: bool = False,
+    side_by_side: bool = False,
+) -> None:
+    """Write ``<stem>.png`` (coloured or grayscale, optionally beside ``rgb``) and the extras.
+
+    ``<stem>.npy``: float32 disparity at image size (``raw_npy``); ``<stem>_16bit.png``: 16-bit
+    min-max normalised disparity, PIL mode ``I;16`` (``png16``).
+    """
+    vis = visualize.to_uint8(disparity) if grayscale else visualize.colorize(disparity)
+    if side_by_side:
+        vis = visualize.side_by_side(rgb, vis)
+    _save(vis, stem.with_name(stem.name + ".png"))
+    if raw_npy:
+        np.save(stem.with_name(stem.name + ".npy"), disparity.astype(np.float32, copy=False))
+    if png16:
+        image = Image.fromarray(visualize.to_uint16(disparity))
+        assert image.mode == "I;16", image.mode
+        image.save(stem.with_name(stem.name + "_16bit.png"))
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _chunks(items: list[tuple[Path, Path]], size: int) -> Iterator[list[tuple[Path, Path]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def run_inference(
+    model: DepthAnything,
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    input_size: int = 518,
+    batch_size: int = 4,
+    raw_npy: bool = False,
+    png16: bool = False,
+    grayscale: bool = False,
+    side_by_side: bool = False,
+) -> InferenceSummary:
+    """Predict and write depth maps for ``inputs`` into ``output_dir``; see ``write_outputs``.
+
+    ``inputs`` is a path for ``list_inputs`` (image, directory, ``.txt`` list) or a sequence of
+    image paths. Output names follow ``output_names`` (paths below an input directory are kept).
+    Images are read ``batch_size`` at a time and passed to ``model.infer_images``; unreadable or
+    too small ones are skipped with a ``SkippedInputWarning`` and listed in the summary.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    output_dir = Path(output_dir)
+    root: Path | None = None
+    if isinstance(inputs, (str, os.PathLike)):
+        files = list_inputs(inputs, exclude=output_dir)
+        root = Path(inputs).expanduser() if Path(inputs).expanduser().is_dir() else None
+    else:
+        files = [Path(p) for p in inputs]
+        if not files:
+            raise InputError("no input images given")
+    names = output_names(files, root)
+    resolved_inputs = {f.resolve() for f in files}
+    for name in names:
+        for target in (f"{name.name}.png", f"{name.name}.npy", f"{name.name}_16bit.png"):
+            if (output_dir / name.parent / target).resolve() in resolved_inputs:
+                raise InputError(f"writing {output_dir / name.parent / target} would overwrite that input image")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create output directory {output_dir}: {err}") from err
+
+    summary = InferenceSummary()
+    pending = list(zip(files, names))
+    with tqdm(total=len(pending), unit="img", desc="infer", disable=None) as progress:
+        for chunk in _chunks(pending, batch_size):
+            batch: list[tuple[Path, Path, np.ndarray]] = []
+            for path, name in chunk:
+                rgb, reason = _read_checked(path)
+                if rgb is None:
+                    summary.skipped.append((path, reason))
+                    warnings.warn(f"skipping {path}: {reason}", SkippedInputWarning, stacklevel=2)
+                    progress.update(1)
+                else:
+                    batch.append((path, name, rgb))
+            if not batch:
+                continue
+            depths = model.infer_images([rgb for _, _, rgb in batch], input_size, batch_size)
+            for (_, name, rgb), disparity in zip(batch, depths):
+                write_outputs(rgb, disparity, output_dir / name, raw_npy, png16, grayscale, side_by_side)
+                summary.written += 1
+                progress.update(1)
+    return summary

@@ -1,0 +1,257 @@
+"""``anydepth infer`` end to end on a tiny random model and scikit-image photos (offline, CPU)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from anydepth.cli import main
+from anydepth.inference import (
+    InputError,
+    SkippedInputWarning,
+    list_inputs,
+    output_names,
+    read_rgb,
+    run_inference,
+)
+from anydepth.models import DepthAnything
+from anydepth.visualize import SPECTRAL_R, colorize, side_by_side, to_uint8, to_uint16
+
+skdata = pytest.importorskip("skimage.data")
+
+INPUT_SIZE = 56
+GAP = 50
+TINY = {
+    "encoder": "custom", "version": "v2", "embed_dim": 32, "depth": 4, "num_heads": 2, "features": 16,
+    "out_channels": (8, 16, 32, 32),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DepthAnything]:
+    torch.manual_seed(0)
+    model = DepthAnything(**TINY).eval()
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    model.save_checkpoint(path, format="anydepth")
+    return path, model
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray]]:
+    """Input folder; maps each relative path (no suffix) to the RGB image stored there."""
+    root = tmp_path_factory.mktemp("photos")
+    images = {
+        "astronaut.jpg": skdata.astronaut(),
+        "coffee.png": skdata.coffee(),
+        "sub/chelsea.jpg": skdata.chelsea(),
+        "more/astronaut.jpg": skdata.astronaut()[100:300, 50:350],  # same name as the top-level one
+    }
+    stored = {}
+    for rel, rgb in images.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rgb).save(root / rel, quality=95)
+        stored[str(Path(rel).with_suffix(""))] = read_rgb(root / rel)  # JPEG-decoded pixels
+    return root, stored
+
+
+def infer(ckpt: Path, inp: Path, out: Path, *extra: str) -> int:
+    return main(
+        ["infer", "--checkpoint", str(ckpt), "--input", str(inp), "--output", str(out)]
+        + ["--input-size", str(INPUT_SIZE), "--device", "cpu", *extra]
+    )
+
+
+# ---------------------------------------------------------------- visualize
+
+
+def test_spectral_r_matches_matplotlib() -> None:
+    # Reference: (matplotlib.colormaps["Spectral_r"](np.arange(256, dtype=np.uint8))[:, :3] * 255).astype(np.uint8),
+    # matplotlib 3.11.2.
+    assert SPECTRAL_R.shape == (256, 3) and SPECTRAL_R.dtype == np.uint8
+    assert SPECTRAL_R[0].tolist() == [94, 79, 162]
+    assert SPECTRAL_R[37].tolist() == [73, 162, 178]
+    assert SPECTRAL_R[128].tolist() == [254, 254, 189]
+    assert SPECTRAL_R[200].tolist() == [245, 119, 71]
+    assert SPECTRAL_R[255].tolist() == [158, 1, 66]
+    assert hashlib.sha256(SPECTRAL_R.tobytes()).hexdigest() == (
+        "f641ca89be9889926f69aa54e491aabf3f9cfdb5a61e116cb33cc13e9ca0a26a"
+    )
+
+
+def test_colorize_near_red_far_blue() -> None:
+    disparity = np.tile(np.linspace(0.5, 3.0, 64, dtype=np.float32), (8, 1))
+    vis = colorize(disparity)
+    assert vis.shape == (8, 64, 3) and vis.dtype == np.uint8
+    near, far = vis[0, -1].astype(int), vis[0, 0].astype(int)  # max disparity, min disparity
+    assert near[0] > near[2], near
+    assert far[2] > far[0], far
+
+
+def test_normalisation_ranges_and_constant_maps() -> None:
+    ramp = np.linspace(-2.0, 7.0, 100, dtype=np.float32).reshape(10, 10)
+    u8, u16 = to_uint8(ramp), to_uint16(ramp)
+    assert u8.dtype == np.uint8 and (u8.min(), u8.max()) == (0, 255)
+    assert u16.dtype == np.uint16 and (u16.min(), u16.max()) == (0, 65535)
+    # The official script truncates: (d - min) / (max - min) * 255.0 -> astype(uint8).
+    np.testing.assert_array_equal(u8, ((ramp - ramp.min()) / (ramp.max() - ramp.min()) * 255.0).astype(np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for bad in (np.full((5, 7), 3.0, np.float32), np.full((5, 7), np.nan, np.float32)):
+            assert not to_uint8(bad).any() and not to_uint16(bad).any()
+            assert colorize(bad).dtype == np.uint8 and (colorize(bad) == SPECTRAL_R[0]).all()
+        with_nan = ramp.copy()
+        with_nan[0, 0] = np.nan
+        assert to_uint8(with_nan)[0, 0] == 0 and to_uint8(with_nan).max() == 255
+
+
+def test_side_by_side_layout() -> None:
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    out = side_by_side(rgb, np.full((20, 30), 7, np.uint8))
+    assert out.shape == (20, 2 * 30 + GAP, 3)
+    assert (out[:, 30 : 30 + GAP] == 255).all() and (out[:, 30 + GAP :] == 7).all()
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def test_list_inputs_and_names(photos: tuple[Path, dict], tmp_path: Path) -> None:
+    root, stored = photos
+    files = list_inputs(root)
+    assert [str(f.relative_to(root).with_suffix("")) for f in files] == sorted(stored)
+    assert [str(n) for n in output_names(files, root)] == [str(Path(f).with_suffix("")) for f in sorted(stored)]
+    a, b = tmp_path / "a", tmp_path / "b"
+    names = output_names([a / "x.jpg", b / "x.jpg", a / "y.jpg", a / "y.png", a / "z.jpg"])
+    assert [n.as_posix() for n in names] == ["a/x", "b/x", "y_jpg", "y_png", "z"]
+    with pytest.raises(InputError, match="nope"):
+        list_inputs(tmp_path / "nope")
+
+
+def test_read_rgb_applies_exif_orientation(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "rot.jpg", exif=exif)
+    assert read_rgb(tmp_path / "rot.jpg").shape == (60, 40, 3)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_infer_directory_all_outputs(tiny, photos, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ckpt, model = tiny
+    root, stored = photos
+    out = tmp_path / "out"
+    assert infer(ckpt, root, out, "--raw-npy", "--png16", "--batch-size", "3") == 0
+    assert f"wrote 4 depth maps to {out}" in capsys.readouterr().out
+    for rel, rgb in stored.items():
+        h, w = rgb.shape[:2]
+        with Image.open(out / f"{rel}.png") as png:
+            assert png.mode == "RGB" and png.size == (w, h)
+        disparity = np.load(out / f"{rel}.npy")
+        assert disparity.shape == (h, w) and disparity.dtype == np.float32
+        with Image.open(out / f"{rel}_16bit.png") as png16:
+            assert png16.mode == "I;16" and png16.size == (w, h)
+            assert np.asarray(png16).dtype == np.uint16
+    # The CLI runs the checkpoint's weights with the official recipe.
+    expected = model.infer_image(stored["coffee"], INPUT_SIZE)
+    np.testing.assert_allclose(np.load(out / "coffee.npy"), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "coffee.png")), colorize(expected))
+
+
+def test_infer_grayscale_and_side_by_side(tiny, photos, tmp_path: Path) -> None:
+    ckpt, _ = tiny
+    root, stored = photos
+    coffee = stored["coffee"]
+    h, w = coffee.shape[:2]
+    assert infer(ckpt, root / "coffee.png", tmp_path / "gray", "--grayscale") == 0
+    with Image.open(tmp_path / "gray" / "coffee.png") as png:
+        assert png.mode == "L" and np.asarray(png).shape == (h, w)
+    assert infer(ckpt, root / "coffee.png", tmp_path / "sbs", "--side-by-side") == 0
+    combined = np.asarray(Image.open(tmp_path / "sbs" / "coffee.png"))
+    assert combined.shape == (h, 2 * w + GAP, 3)
+    np.testing.assert_array_equal(combined[:, :w], coffee)
+    assert (combined[:, w : w + GAP] == 255).all()
+    assert infer(ckpt, root / "coffee.png", tmp_path / "both", "--side-by-side", "--grayscale") == 0
+    assert np.asarray(Image.open(tmp_path / "both" / "coffee.png")).shape == (h, 2 * w + GAP, 3)
+
+
+def test_infer_list_file(tiny, photos, tmp_path: Path) -> None:
+    ckpt, _ = tiny
+    root, stored = photos
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    rel = Path(os.path.relpath(root, lists))  # e.g. ../../photos0
+    (lists / "list.txt").write_text(
+        f"# photos\n\n{rel / 'astronaut.jpg'}\n  {rel / 'sub' / 'chelsea.jpg'}  \n{root / 'coffee.png'}\n"
+        f"{rel / 'more' / 'astronaut.jpg'}\n{rel / 'coffee.png'}\n"
+    )
+    # the list file's folder, not the working directory, anchors relative entries
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path / "elsewhere")
+        assert infer(ckpt, lists / "list.txt", tmp_path / "out") == 0
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png"))
+    # stems; the two astronaut.jpg keep their path below their common folder; coffee listed twice runs once
+    assert written == ["astronaut.png", "chelsea.png", "coffee.png", "more/astronaut.png"]
+    with Image.open(tmp_path / "out" / "chelsea.png") as png:
+        assert png.size == stored["sub/chelsea"].shape[1::-1]
+
+
+def test_infer_skips_unreadable_inputs(tiny, photos, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ckpt, _ = tiny
+    root, _ = photos
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "good.jpg").write_bytes((root / "astronaut.jpg").read_bytes())
+    (inp / "broken.jpg").write_bytes(np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes())
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(inp / "tiny.png")
+    out = tmp_path / "out"
+    assert infer(ckpt, inp, out) == 1
+    captured = capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["good.png"]
+    assert "wrote 1 depth map to" in captured.out and "skipped 2 unreadable inputs" in captured.out
+    assert "broken.jpg" in captured.out and "tiny.png" in captured.out
+    assert "warning: skipping" in captured.err and "broken.jpg" in captured.err and "10x10" in captured.err
+    # the library reports skips as warnings, too
+    with pytest.warns(SkippedInputWarning) as record:
+        summary = run_inference(DepthAnything(**TINY), inp, tmp_path / "lib", input_size=INPUT_SIZE)
+    assert sorted(Path(str(w.message).split(": ")[0].removeprefix("skipping ")).name for w in record) == [
+        "broken.jpg",
+        "tiny.png",
+    ]
+    assert summary.written == 1
+    assert sorted(p.name for p, _ in summary.skipped) == ["broken.jpg", "tiny.png"]
+
+
+def test_infer_user_errors(tiny, photos, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ckpt, _ = tiny
+    root, _ = photos
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    text = tmp_path / "notes.pth"
+    text.write_text("hello world, not a checkpoint\n")  # the unpickler raises KeyError on this one
+    cases = [
+        ((bad, root / "coffee.png"), "bad.pth"),
+        ((text, root / "coffee.png"), "notes.pth"),
+        ((ckpt, tmp_path / "missing.jpg"), "missing.jpg does not exist"),
+        ((tmp_path / "missing.pth", root / "coffee.png"), "missing.pth does not exist"),
+        ((ckpt, root), "would overwrite"),  # writing coffee.png over the input coffee.png
+    ]
+    for (checkpoint, inp), message in cases:
+        out = root if message == "would overwrite" else tmp_path / "out"
+        assert infer(checkpoint, inp, out) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("anydepth infer: error: ") and message in err, err
+        assert "Traceback" not in err
+    if not torch.cuda.is_available():
+        assert main(["infer", "--checkpoint", str(ckpt), "--input", str(root), "--output", str(tmp_path / "o"),
+                     "--device", "cuda"]) == 2  # fmt: skip
+        assert "CUDA is not available" in capsys.readouterr().err
+    assert main(["infer", "--input", str(root)]) == 2  # argparse usage error
+    assert "--checkpoint" in capsys.readouterr().err
