@@ -18,6 +18,15 @@ def perturb_(module: nn.Module, std: float = 0.05, seed: int = 0) -> nn.Module:
     return module
 
 
+def lift_output_(model: nn.Module, bias: float = 0.1) -> nn.Module:
+    """Positive bias before the final ReLU (anydepth or transformers model), so random weights do
+    not give an all-zero depth map (in place)."""
+    last = model.head.conv3 if hasattr(model, "head") else model.depth_head.scratch.output_conv2[2]
+    with torch.no_grad():
+        last.bias.fill_(bias)
+    return model
+
+
 def max_rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     """Max abs difference relative to the output's scale (max |a|)."""
     scale = a.abs().max().item()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import max_rel_diff, perturb_
+from conftest import lift_output_, max_rel_diff, perturb_
 
 from anydepth import DepthAnything
 
@@ -38,14 +38,6 @@ def hf_model(width: int, depth: int, heads: int, out_indices: list[int], neck: l
         fusion_hidden_size=fusion,
     )
     return lift_output_(perturb_(transformers.DepthAnythingForDepthEstimation(config), std=0.1)).eval()
-
-
-def lift_output_(model):
-    """Positive bias before the final ReLU, so random weights do not give an all-zero depth map."""
-    head = model.head.conv3 if hasattr(model, "head") else model.depth_head.scratch.output_conv2[2]
-    with torch.no_grad():
-        head.bias.fill_(0.1)
-    return model
 
 
 CONFIGS = {

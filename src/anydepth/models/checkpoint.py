@@ -151,7 +151,7 @@ def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights_only" in str(err) or "Weights only" in str(err):
+        if "Unsupported global" in str(err):
             raise CheckpointError(
                 f"{path} holds pickled Python objects that anydepth will not execute; save the "
                 "model's state_dict (or use save_checkpoint) and load that instead"
