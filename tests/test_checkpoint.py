@@ -225,3 +225,15 @@ def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
 def test_unknown_save_format_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="format must be one of"):
         DepthAnything(**TINY).save_checkpoint(tmp_path / "x", format="onnx")
+
+
+def test_custom_width_without_head_count_warns(tmp_path: Path) -> None:
+    DepthAnything(**TINY).save_checkpoint(tmp_path / "depth_anything_v2_tiny.pth", format="official")
+    with pytest.warns(UserWarning, match="assuming 1 .*pass num_heads="):
+        DepthAnything.from_checkpoint(tmp_path / "depth_anything_v2_tiny.pth")
+
+
+def test_text_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.pth").write_text("hello world, this is not a checkpoint\n" * 20)
+    with pytest.raises(CheckpointError, match="notes.pth .*truncated, corrupt or not a PyTorch checkpoint"):
+        DepthAnything.from_checkpoint(tmp_path / "notes.pth")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import pickle
-import struct
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -46,12 +44,6 @@ class UsageError(Exception):
 USER_ERRORS: tuple[type[BaseException], ...] = (UsageError, CheckpointError, InputError)
 
 
-# Errors that torch's (weights-only) unpickler raises on bytes that are not a pickle.
-CORRUPT_FILE_ERRORS: tuple[type[BaseException], ...] = (
-    pickle.UnpicklingError, KeyError, IndexError, EOFError, TypeError, struct.error,
-)  # fmt: skip
-
-
 # ---------------------------------------------------------------- infer
 
 
@@ -62,21 +54,6 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda was requested but CUDA is not available (use --device cpu or auto)")
     return torch.device(name)
-
-
-def load_model(checkpoint: Path, encoder: str | None, version: str | None) -> DepthAnything:
-    """``DepthAnything.from_checkpoint``, with decoder errors from garbage files as ``CheckpointError``.
-
-    ``torch.load`` on a corrupt or foreign file can fail inside the unpickler with errors such as
-    ``KeyError`` (e.g. a text file), which ``load_checkpoint`` does not translate.
-    """
-    try:
-        return DepthAnything.from_checkpoint(checkpoint, encoder=encoder, version=version)
-    except CORRUPT_FILE_ERRORS as err:
-        raise CheckpointError(
-            f"cannot read checkpoint {checkpoint} ({type(err).__name__}: {err}): the file is corrupt "
-            "or not a supported checkpoint"
-        ) from err
 
 
 def _plural(count: int, word: str) -> str:
@@ -120,7 +97,8 @@ def run_infer(args: argparse.Namespace) -> int:
         raise UsageError(f"--output {args.output} exists and is not a directory")
     list_inputs(args.input, exclude=args.output)  # fail on a bad --input before loading the model
     device = resolve_device(args.device)
-    model = load_model(args.checkpoint, args.encoder, args.version).to(device).eval()
+    model = DepthAnything.from_checkpoint(args.checkpoint, encoder=args.encoder, version=args.version)
+    model = model.to(device).eval()
     with _skip_warnings_to_stderr(args.command):
         summary = run_inference(
             model,

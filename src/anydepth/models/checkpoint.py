@@ -24,7 +24,7 @@ import json
 import os
 import pickle
 import re
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -156,13 +156,14 @@ def _torch_load(path: Path) -> Any:
                 f"{path} holds pickled Python objects that anydepth will not execute; save the "
                 "model's state_dict (or use save_checkpoint) and load that instead"
             ) from err
-        raise _unreadable(path, err) from err
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as err:
+        raise _unreadable(path, "invalid pickle data") from err
+    except Exception as err:  # torch.load fails on garbage with many types (RuntimeError, KeyError, EOFError ...)
         raise _unreadable(path, err) from err
 
 
-def _unreadable(path: Path, err: Exception) -> CheckpointError:
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+def _unreadable(path: Path, err: Exception | str) -> CheckpointError:
+    text = str(err).strip()
+    reason = text.splitlines()[0] if text else type(err).__name__
     return CheckpointError(
         f"cannot read checkpoint {path} ({reason}): the file is truncated, corrupt or not a "
         "PyTorch checkpoint; copy or download it again"
@@ -220,8 +221,11 @@ def _check_encoder(path: Path, requested: str | None, found: str, embed_dim: int
         )
 
 
-def _architecture_from_state_dict(sd: StateDict, path: Path, encoder: str | None) -> dict[str, Any]:
-    """Model kwargs read off official-layout tensor shapes (``pretrained.*``, ``depth_head.*``)."""
+def _architecture_from_state_dict(
+    sd: StateDict, path: Path, encoder: str | None, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """Model kwargs read off official-layout tensor shapes (``pretrained.*``, ``depth_head.*``),
+    then updated with the caller's ``overrides``."""
     if "pretrained.cls_token" not in sd:
         raise CheckpointError(f"{path} has no encoder class token (pretrained.cls_token / cls_token)")
     embed_dim = sd["pretrained.cls_token"].shape[-1]
@@ -232,14 +236,19 @@ def _architecture_from_state_dict(sd: StateDict, path: Path, encoder: str | None
     name = _preset_name(embed_dim, depth, swiglu)
     _check_encoder(path, encoder, name, embed_dim, depth)
     kwargs: dict[str, Any] = dict(encoder=name, embed_dim=embed_dim, depth=depth, swiglu=swiglu)
-    if name == "custom":
+    if name == "custom" and "num_heads" not in overrides:
         kwargs["num_heads"] = max(1, embed_dim // DINOV2_HEAD_WIDTH)
+        warnings.warn(
+            f"{path}: width {embed_dim} is not an official encoder and the file does not store the "
+            f"number of attention heads; assuming {kwargs['num_heads']} (width / 64), pass num_heads= if not",
+            stacklevel=3,
+        )
     if "depth_head.scratch.layer1_rn.weight" in sd:
         kwargs["features"] = sd["depth_head.scratch.layer1_rn.weight"].shape[0]
         kwargs["out_channels"] = tuple(sd[f"depth_head.projects.{i}.weight"].shape[0] for i in range(4))
         kwargs["use_bn"] = any(k.startswith("depth_head.") and ".bn1." in k for k in sd)
         kwargs["use_clstoken"] = any(k.startswith("depth_head.readout_projects.") for k in sd)
-    return kwargs
+    return {**kwargs, **overrides}
 
 
 def _require_version(path: Path, version: str | None) -> str:
@@ -275,7 +284,7 @@ def load_strict(module: nn.Module, state_dict: StateDict, source: str | Path) ->
 def _load_official(sd: StateDict, path: Path, encoder: str | None, version: str | None, kwargs: dict) -> DepthAnything:
     version = _require_version(path, version)
     sd = official_to_native(sd)
-    model = DepthAnything(**{**_architecture_from_state_dict(sd, path, encoder), "version": version, **kwargs})
+    model = DepthAnything(**_architecture_from_state_dict(sd, path, encoder, {"version": version, **kwargs}))
     load_strict(model, sd, path)
     return model
 
@@ -287,8 +296,8 @@ def _load_dinov2(sd: StateDict, path: Path, encoder: str | None, version: str | 
             "feed the DPT head with version='v1' or version='v2' (CLI: --version)"
         )
     sd = official_to_native(sd)
-    arch = _architecture_from_state_dict({f"pretrained.{k}": v for k, v in sd.items()}, path, encoder)
-    model = DepthAnything(**{**arch, "version": version, **kwargs})
+    prefixed = {f"pretrained.{k}": v for k, v in sd.items()}
+    model = DepthAnything(**_architecture_from_state_dict(prefixed, path, encoder, {"version": version, **kwargs}))
     load_strict(model.pretrained, sd, path)
     return model
 

@@ -1,0 +1,26 @@
+"""Every shipped YAML parses and builds what it names."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
+
+
+def test_configs_exist() -> None:
+    assert CONFIGS
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_model_config_builds(path: Path) -> None:
+    config = yaml.safe_load(path.read_text())
+    module, _, name = config["class_path"].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    with torch.device("meta"):
+        model = cls(**config["init_args"])
+    assert model.config.encoder == path.stem
