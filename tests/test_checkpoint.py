@@ -8,10 +8,11 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import TINY, perturb_
 
 from anydepth import CheckpointError, DepthAnything
 from anydepth.models.checkpoint import add_anydepth_metadata, native_to_official, version_from_name
+
+from conftest import TINY, perturb_
 
 FIXTURES = Path(__file__).parent / "fixtures"
 X = torch.randn(1, 3, 70, 98)  # small, non-square, multiples of 14

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, lift_output_, perturb_
 
 from anydepth import DepthAnything
 from anydepth.models.preprocess import lower_bound_size
+
+from conftest import TINY, lift_output_, perturb_
 
 
 @pytest.fixture(scope="module")

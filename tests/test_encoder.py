@@ -14,7 +14,9 @@ M = 37  # native DINOv2 grid (518 / 14)
 
 def ramp_pos_embed(dim: int = 2) -> torch.Tensor:
     """Position embedding whose channel 0 is the row index and channel 1 the column index."""
-    rows, cols = torch.meshgrid(torch.arange(M, dtype=torch.float32), torch.arange(M, dtype=torch.float32), indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(M, dtype=torch.float32), torch.arange(M, dtype=torch.float32), indexing="ij"
+    )
     grid = torch.stack([rows, cols], -1).reshape(1, M * M, dim)
     return torch.cat([torch.full((1, 1, dim), -7.0), grid], dim=1)
 
@@ -30,7 +32,9 @@ def keys_cubic(src: torch.Tensor, a: float = -0.75) -> torch.Tensor:
     out = torch.zeros_like(src)
     for k in range(-1, 3):
         t = (src - (base + k)).abs()
-        w = torch.where(t <= 1, (a + 2) * t**3 - (a + 3) * t**2 + 1, a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a)
+        w = torch.where(
+            t <= 1, (a + 2) * t**3 - (a + 3) * t**2 + 1, a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a
+        )
         out += w * (base + k)
     return out
 
@@ -89,7 +93,9 @@ def test_input_not_multiple_of_patch_size_is_a_clear_error() -> None:
         ("vitg", 1536, 40, 24, (8192, 1536), (1536, 4096)),  # SwiGLU: packed 2 x 4096
     ],
 )
-def test_official_encoder_sizes(encoder: str, width: int, blocks: int, heads: int, fc1: tuple, fc2: tuple) -> None:
+def test_official_encoder_sizes(
+    encoder: str, width: int, blocks: int, heads: int, fc1: tuple, fc2: tuple
+) -> None:
     with torch.device("meta"):
         model = DepthAnything(encoder)
     sd = model.state_dict()
@@ -103,7 +109,12 @@ def test_official_encoder_sizes(encoder: str, width: int, blocks: int, heads: in
 
 @pytest.mark.parametrize(
     "encoder,depth,v2",
-    [("vits", 12, (2, 5, 8, 11)), ("vitb", 12, (2, 5, 8, 11)), ("vitl", 24, (4, 11, 17, 23)), ("vitg", 40, (9, 19, 29, 39))],
+    [
+        ("vits", 12, (2, 5, 8, 11)),
+        ("vitb", 12, (2, 5, 8, 11)),
+        ("vitl", 24, (4, 11, 17, 23)),
+        ("vitg", 40, (9, 19, 29, 39)),
+    ],
 )
 def test_block_indices(encoder: str, depth: int, v2: tuple) -> None:
     assert default_layer_indices(encoder, "v1", depth) == tuple(range(depth - 4, depth))

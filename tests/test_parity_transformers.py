@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import lift_output_, max_rel_diff, perturb_
 
 from anydepth import DepthAnything
+
+from conftest import lift_output_, max_rel_diff, perturb_
 
 transformers = pytest.importorskip("transformers")
 

@@ -25,8 +25,9 @@ import os
 import pickle
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -57,14 +58,20 @@ class CheckpointError(ValueError):
 
 def official_to_native(state_dict: StateDict) -> StateDict:
     """Official names -> this package's (only vitg differs: SwiGLU ``w12``/``w3`` -> ``fc1``/``fc2``)."""
-    return {re.sub(r"\.mlp\.w12\.", ".mlp.fc1.", re.sub(r"\.mlp\.w3\.", ".mlp.fc2.", k)): v for k, v in state_dict.items()}
+    return {
+        re.sub(r"\.mlp\.w12\.", ".mlp.fc1.", re.sub(r"\.mlp\.w3\.", ".mlp.fc2.", k)): v
+        for k, v in state_dict.items()
+    }
 
 
 def native_to_official(state_dict: StateDict, swiglu: bool) -> StateDict:
     """Inverse of ``official_to_native`` for a model with (``swiglu=True``) or without SwiGLU FFNs."""
     if not swiglu:
         return dict(state_dict)
-    return {re.sub(r"\.mlp\.fc1\.", ".mlp.w12.", re.sub(r"\.mlp\.fc2\.", ".mlp.w3.", k)): v for k, v in state_dict.items()}
+    return {
+        re.sub(r"\.mlp\.fc1\.", ".mlp.w12.", re.sub(r"\.mlp\.fc2\.", ".mlp.w3.", k)): v
+        for k, v in state_dict.items()
+    }
 
 
 def _refine(template: str) -> Callable[[re.Match], str]:
@@ -120,7 +127,9 @@ def official_to_hf(state_dict: StateDict) -> StateDict:
         qkv = _QKV.match(key)
         if qkv:
             for name, part in zip(_HF_QKV, value.chunk(3, dim=0)):
-                out[f"backbone.encoder.layer.{qkv[1]}.attention.attention.{name}.{qkv[2]}"] = part.contiguous()
+                out[f"backbone.encoder.layer.{qkv[1]}.attention.attention.{name}.{qkv[2]}"] = (
+                    part.contiguous()
+                )
         else:
             out[hf_name(key)] = value
     return out
@@ -157,7 +166,9 @@ def _torch_load(path: Path) -> Any:
                 "model's state_dict (or use save_checkpoint) and load that instead"
             ) from err
         raise _unreadable(path, "invalid pickle data") from err
-    except Exception as err:  # torch.load fails on garbage with many types (RuntimeError, KeyError, EOFError ...)
+    except (
+        Exception
+    ) as err:  # torch.load fails on garbage with many types (RuntimeError, KeyError, EOFError ...)
         raise _unreadable(path, err) from err
 
 
@@ -273,15 +284,23 @@ def load_strict(module: nn.Module, state_dict: StateDict, source: str | Path) ->
     ]
     problems = [
         f"{title} ({len(items)}):\n    " + "\n    ".join(items)
-        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched))
+        for title, items in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", mismatched),
+        )
         if items
     ]
     if problems:
-        raise CheckpointError(f"{source} does not fit the {type(module).__name__}:\n  " + "\n  ".join(problems))
+        raise CheckpointError(
+            f"{source} does not fit the {type(module).__name__}:\n  " + "\n  ".join(problems)
+        )
     module.load_state_dict(state_dict, strict=True)
 
 
-def _load_official(sd: StateDict, path: Path, encoder: str | None, version: str | None, kwargs: dict) -> DepthAnything:
+def _load_official(
+    sd: StateDict, path: Path, encoder: str | None, version: str | None, kwargs: dict
+) -> DepthAnything:
     version = _require_version(path, version)
     sd = official_to_native(sd)
     model = DepthAnything(**_architecture_from_state_dict(sd, path, encoder, {"version": version, **kwargs}))
@@ -289,7 +308,9 @@ def _load_official(sd: StateDict, path: Path, encoder: str | None, version: str 
     return model
 
 
-def _load_dinov2(sd: StateDict, path: Path, encoder: str | None, version: str | None, kwargs: dict) -> DepthAnything:
+def _load_dinov2(
+    sd: StateDict, path: Path, encoder: str | None, version: str | None, kwargs: dict
+) -> DepthAnything:
     if version is None:
         raise CheckpointError(
             f"{path} is a DINOv2 backbone; choose the Depth Anything variant whose encoder blocks "
@@ -297,7 +318,9 @@ def _load_dinov2(sd: StateDict, path: Path, encoder: str | None, version: str | 
         )
     sd = official_to_native(sd)
     prefixed = {f"pretrained.{k}": v for k, v in sd.items()}
-    model = DepthAnything(**_architecture_from_state_dict(prefixed, path, encoder, {"version": version, **kwargs}))
+    model = DepthAnything(
+        **_architecture_from_state_dict(prefixed, path, encoder, {"version": version, **kwargs})
+    )
     load_strict(model.pretrained, sd, path)
     return model
 
@@ -363,14 +386,20 @@ def _load_hf(directory: Path, encoder: str | None, version: str | None, kwargs: 
     return model
 
 
-def _load_anydepth(ckpt: dict, path: Path, encoder: str | None, version: str | None, kwargs: dict) -> DepthAnything:
+def _load_anydepth(
+    ckpt: dict, path: Path, encoder: str | None, version: str | None, kwargs: dict
+) -> DepthAnything:
     meta = ckpt[ANYDEPTH_KEY]
     if meta.get("format_version") != ANYDEPTH_FORMAT_VERSION or "model" not in meta:
-        raise CheckpointError(f"{path}: unsupported anydepth checkpoint metadata {meta.get('format_version')!r}")
+        raise CheckpointError(
+            f"{path}: unsupported anydepth checkpoint metadata {meta.get('format_version')!r}"
+        )
     config = DepthAnythingConfig.from_dict(meta["model"])
     _check_encoder(path, encoder, config.encoder, config.embed_dim, config.depth)
     if version is not None and version != config.version:
-        raise CheckpointError(f"{path} holds a Depth Anything {config.version} model, but version={version!r} was requested")
+        raise CheckpointError(
+            f"{path} holds a Depth Anything {config.version} model, but version={version!r} was requested"
+        )
     prefix = meta.get("prefix", LIGHTNING_PREFIX)
     sd = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     if not sd:
@@ -395,7 +424,9 @@ def load_checkpoint(
     if path.is_dir():
         return _load_hf(path, encoder, version, model_kwargs)
     if path.suffix == ".safetensors":
-        raise CheckpointError(f"{path} is a bare safetensors file; pass the directory holding it and its config.json")
+        raise CheckpointError(
+            f"{path} is a bare safetensors file; pass the directory holding it and its config.json"
+        )
     ckpt = _torch_load(path)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a state dict or checkpoint dict")
@@ -412,7 +443,9 @@ def load_checkpoint(
     if "cls_token" in ckpt and "pos_embed" in ckpt:
         return _load_dinov2(ckpt, path, encoder, version, model_kwargs)
     if any(k.startswith("backbone.embeddings.") for k in keys):
-        raise CheckpointError(f"{path} holds transformers weights; pass the directory holding them and config.json")
+        raise CheckpointError(
+            f"{path} holds transformers weights; pass the directory holding them and config.json"
+        )
     raise CheckpointError(
         f"{path}: unknown checkpoint format (first keys: {keys[:5]}); expected an official Depth "
         "Anything .pth, a transformers directory, a DINOv2 backbone .pth or an anydepth checkpoint"
@@ -427,7 +460,9 @@ def anydepth_metadata(model: DepthAnything, prefix: str = LIGHTNING_PREFIX) -> d
     return {"format_version": ANYDEPTH_FORMAT_VERSION, "model": model.config.to_dict(), "prefix": prefix}
 
 
-def add_anydepth_metadata(checkpoint: dict[str, Any], model: DepthAnything, prefix: str = LIGHTNING_PREFIX) -> None:
+def add_anydepth_metadata(
+    checkpoint: dict[str, Any], model: DepthAnything, prefix: str = LIGHTNING_PREFIX
+) -> None:
     """Call from ``LightningModule.on_save_checkpoint`` so ``load_checkpoint`` can read the file."""
     checkpoint[ANYDEPTH_KEY] = anydepth_metadata(model, prefix)
 
@@ -501,7 +536,11 @@ def save_checkpoint(model: DepthAnything, path: str | os.PathLike, format: str =
         config = hf_config(model.config)
         path.mkdir(parents=True, exist_ok=True)
         weights = official_to_hf(native_to_official(native, model.config.swiglu))
-        save_file({k: v.contiguous() for k, v in weights.items()}, path / "model.safetensors", metadata={"format": "pt"})
+        save_file(
+            {k: v.contiguous() for k, v in weights.items()},
+            path / "model.safetensors",
+            metadata={"format": "pt"},
+        )
         (path / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         (path / "preprocessor_config.json").write_text(json.dumps(hf_preprocessor_config(), indent=2) + "\n")
     elif format == "anydepth":
