@@ -1,4 +1,4 @@
-"""The ``anydepth`` command line: ``anydepth infer ...`` (more subcommands to come).
+"""The ``anydepth`` command line: ``anydepth infer ...``, ``anydepth convert ...``.
 
 Every subcommand is one subparser registered by an ``add_<name>_parser(subparsers)`` function
 that sets ``func`` (``args -> exit code``) as a parser default; ``main`` parses, dispatches and
@@ -27,7 +27,7 @@ from anydepth.inference import (
     list_inputs,
     run_inference,
 )
-from anydepth.models.checkpoint import CheckpointError
+from anydepth.models.checkpoint import FORMATS, CheckpointError
 from anydepth.models.depth_anything import VERSIONS, DepthAnything
 from anydepth.models.encoder import ENCODERS
 
@@ -127,10 +127,7 @@ def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
             "0 all written, 1 some inputs skipped as unreadable, 2 usage error."
         ),
     )
-    parser.add_argument(
-        "--checkpoint", required=True, type=Path, metavar="CKPT",
-        help="official Depth Anything .pth, transformers model directory, or anydepth/Lightning checkpoint",
-    )  # fmt: skip
+    add_checkpoint_arguments(parser)
     parser.add_argument("--input", required=True, type=Path, help="image file, directory, or .txt list of paths")
     parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="output directory (created)")
     parser.add_argument(
@@ -149,21 +146,60 @@ def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--device", choices=("auto", "cpu", "cuda"), default="auto",
         help="auto = cuda when available, else cpu (default: auto)",
     )  # fmt: skip
+    parser.set_defaults(func=run_infer)
+    return parser
+
+
+# ---------------------------------------------------------------- convert
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """``anydepth convert``: load any supported checkpoint and write it in another format."""
+    model = DepthAnything.from_checkpoint(args.checkpoint, encoder=args.encoder, version=args.version)
+    model.save_checkpoint(args.output, format=args.format)
+    print(f"wrote {args.format} checkpoint of a {model.config.encoder} Depth Anything {model.config.version} "
+          f"to {args.output}")
+    return EXIT_OK
+
+
+def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``anydepth convert``."""
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert a checkpoint to the official, transformers or anydepth format",
+        description=(
+            "Read any checkpoint anydepth understands and write it as an official Depth Anything .pth "
+            "(--format official), a transformers DepthAnythingForDepthEstimation directory (--format hf), "
+            "or an anydepth checkpoint (--format anydepth)."
+        ),
+    )
+    add_checkpoint_arguments(parser)
+    parser.add_argument("--format", required=True, choices=FORMATS, help="output format")
+    parser.add_argument("--output", required=True, type=Path, help="output file (.pth / .ckpt) or directory (hf)")
+    parser.set_defaults(func=run_convert)
+    return parser
+
+
+def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint`` plus the ``--encoder``/``--version`` hints ``from_checkpoint`` accepts."""
+    parser.add_argument(
+        "--checkpoint", required=True, type=Path, metavar="CKPT",
+        help="official Depth Anything .pth, transformers model directory, DINOv2 backbone .pth, "
+        "or anydepth/Lightning checkpoint",
+    )  # fmt: skip
     parser.add_argument(
         "--encoder", choices=(*ENCODERS, "custom"), default=None,
         help="expected encoder; checked against the checkpoint (default: read from it)",
     )  # fmt: skip
     parser.add_argument(
         "--version", choices=VERSIONS, default=None,
-        help="Depth Anything version, for official files whose name does not say (default: from the checkpoint)",
+        help="Depth Anything version, for files that do not say (default: from the checkpoint or its name)",
     )  # fmt: skip
-    parser.set_defaults(func=run_infer)
-    return parser
 
 
 # ---------------------------------------------------------------- main
 
-SUBCOMMANDS: tuple[Callable[[Any], argparse.ArgumentParser], ...] = (add_infer_parser,)
+SUBCOMMANDS: tuple[Callable[[Any], argparse.ArgumentParser], ...] = (add_infer_parser, add_convert_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
