@@ -134,3 +134,9 @@ def test_activation_checkpointing_gives_the_same_output_and_gradients() -> None:
         outs.append((loss.detach(), encoder.blocks[0].attn.qkv.weight.grad.clone()))
     torch.testing.assert_close(outs[0][0], outs[1][0])
     torch.testing.assert_close(outs[0][1], outs[1][1])
+
+
+def test_resampled_embedding_takes_the_tokens_dtype_like_the_official_code() -> None:
+    pos = torch.randn(1, 1 + M * M, 8)
+    assert interpolate_pos_embed(pos, 28, 37, dtype=torch.bfloat16).dtype == torch.bfloat16
+    assert interpolate_pos_embed(pos, M, M, dtype=torch.bfloat16) is pos  # native grid: untouched, as official

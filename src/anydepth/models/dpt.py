@@ -118,7 +118,9 @@ class DPTHead(nn.Module):
             if self.use_clstoken:
                 readout = cls_token.unsqueeze(1).expand_as(tokens)
                 tokens = self.readout_projects[i](torch.cat((tokens, readout), -1))
-            x = tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[-1], patch_h, patch_w)
+            # B x N x C tokens viewed as a channels-last B x C x h x w map: no copy, and the whole
+            # head then runs channels-last (faster oneDNN convolutions and interpolation on CPU).
+            x = tokens.reshape(tokens.shape[0], patch_h, patch_w, tokens.shape[-1]).permute(0, 3, 1, 2)
             maps.append(self.resize_layers[i](self.projects[i](x)))
         return maps
 

@@ -52,6 +52,7 @@ def interpolate_pos_embed(
     grid_w: int,
     mode: PosEmbedInterpolation = "dinov2",
     offset: float = 0.1,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Resample a ``1 x (1 + M*M) x C`` DINOv2 position embedding (class slot first) to a grid.
 
@@ -59,7 +60,8 @@ def interpolate_pos_embed(
     driven by the scale factor ``(grid + offset) / M`` (the historical +0.1 kludge, which also
     shifts the sampling positions), computed in fp32, and no resampling at all for the native
     square grid. ``mode="size"`` resamples to the target size instead, as transformers' Dinov2
-    does; at non-native grids the two differ slightly.
+    does; at non-native grids the two differ slightly. A resampled embedding is cast to ``dtype``
+    (the official code casts to the tokens' dtype, which matters under autocast).
     """
     num_patches = pos_embed.shape[1] - 1
     side = math.isqrt(num_patches)
@@ -77,7 +79,7 @@ def interpolate_pos_embed(
     else:
         raise ValueError(f"pos_embed_interpolation must be 'dinov2' or 'size', got {mode!r}")
     patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, dim)
-    return torch.cat((pos_embed[:, :1].float(), patch_pos), dim=1).to(pos_embed.dtype)
+    return torch.cat((pos_embed[:, :1].float(), patch_pos), dim=1).to(dtype or pos_embed.dtype)
 
 
 class DINOv2Encoder(VisionTransformer):
@@ -122,7 +124,9 @@ class DINOv2Encoder(VisionTransformer):
 
     def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
         batch, grid_h, grid_w, dim = x.shape
-        pos_embed = interpolate_pos_embed(self.pos_embed, grid_h, grid_w, self.pos_embed_interpolation)
+        pos_embed = interpolate_pos_embed(
+            self.pos_embed, grid_h, grid_w, self.pos_embed_interpolation, dtype=x.dtype
+        )
         tokens = torch.cat((self.cls_token.expand(batch, -1, -1), x.reshape(batch, -1, dim)), dim=1)
         return self.pos_drop(tokens + pos_embed)
 
