@@ -98,3 +98,18 @@ def test_unknown_sizes_are_rejected() -> None:
         DepthAnything("custom")
     with pytest.raises(ValueError, match="version must be one of"):
         DepthAnything(version="v3", **TINY)
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_autocast_follows_fp32(tiny: DepthAnything) -> None:
+    model = DepthAnything(version="v2", **TINY)
+    model.load_state_dict(tiny.state_dict())
+    model = model.cuda().eval()
+    x = torch.randn(2, 3, 392, 518, device="cuda")
+    with torch.inference_mode():
+        reference = model(x)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            mixed = model(x)
+    assert mixed.dtype == torch.bfloat16
+    scale = reference.abs().max()
+    assert (mixed.float() - reference).abs().max() <= 0.05 * scale

@@ -146,6 +146,9 @@ class DepthAnything(nn.Module):
     match official checkpoints key for key. Sizes default to the official preset of ``encoder``
     (``vits``/``vitb``/``vitl``/``vitg``); ``encoder="custom"`` with explicit sizes builds small
     models for tests. ``grad_checkpointing`` enables activation checkpointing of the ViT blocks.
+    ``pos_embed_interpolation="dinov2"`` resamples position embeddings exactly as the official
+    DINOv2 code; ``"size"`` as transformers' Dinov2 (see ``encoder.interpolate_pos_embed``).
+    ``version`` picks the default ``layer_indices``; explicit indices take precedence.
     """
 
     def __init__(
