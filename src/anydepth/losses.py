@@ -59,7 +59,7 @@ def normalize_disparity(d: Tensor, mask: Tensor, eps: float = SCALE_EPS) -> Tens
     count = valid.sum(1, keepdim=True)
     shift = torch.nanmedian(torch.where(valid, flat, torch.nan), dim=1, keepdim=True).values
     shift = torch.nan_to_num(shift, nan=0.0)  # samples without valid pixels
-    centred = (flat - shift) * valid
+    centred = torch.where(valid, flat - shift, 0.0)
     scale = (centred.abs().sum(1, keepdim=True) / count.clamp_min(1)).clamp_min(eps)
     return (centred / scale).view_as(d)
 
@@ -67,7 +67,7 @@ def normalize_disparity(d: Tensor, mask: Tensor, eps: float = SCALE_EPS) -> Tens
 def _affine_invariant_per_sample(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Per-sample eq. 1 loss (B,) and whether each sample has valid pixels (B,)."""
     mask = mask.bool()
-    residual = (normalize_disparity(pred, mask) - normalize_disparity(target, mask)).abs() * mask
+    residual = (normalize_disparity(pred, mask) - normalize_disparity(target, mask)).abs()  # 0 where invalid
     count = mask.flatten(1).sum(1)
     return residual.flatten(1).sum(1) / count.clamp_min(1), count > 0
 
