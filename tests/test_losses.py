@@ -194,3 +194,19 @@ def test_constant_maps_stay_finite() -> None:
     loss = affine_invariant_loss(pred, torch.full((1, 4, 4), 2.0), torch.ones(1, 4, 4, dtype=torch.bool))
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(pred.grad).all()
+
+
+def test_cutmix_loss_with_the_augmentation_pairing() -> None:
+    """End to end with ``anydepth.augment.cutmix``: a student that reproduces each region's teacher
+    disparity up to that region's own scale and shift has zero loss; swapping the pairing does not."""
+    from anydepth.augment import CutMixConfig, cutmix
+
+    images, pseudo = torch.rand(4, 3, 24, 32), torch.rand(4, 24, 32)
+    valid = torch.rand(4, 24, 32) > 0.1
+    mixed = cutmix(images, CutMixConfig(p=1.0), generator=torch.Generator().manual_seed(0))
+    target_b = pseudo[mixed.partner]
+    student = torch.where(mixed.mask, 2 * pseudo + 1, 0.5 * target_b - 3)
+    loss = cutmix_affine_invariant_loss(student, pseudo, target_b, mixed.mask, valid, valid[mixed.partner])
+    assert loss.item() == pytest.approx(0.0, abs=1e-5)
+    swapped = cutmix_affine_invariant_loss(student, target_b, pseudo, mixed.mask)
+    assert swapped.item() > 0.1
