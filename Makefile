@@ -29,8 +29,9 @@ test: install  ## run the test suite (offline, CPU; gpu-marked tests skip withou
 lint: install  ## ruff check of the package, tests and benchmarks
 	$(BIN)/ruff check src tests benchmarks
 
-benchmark: install  ## anydepth vs transformers forward / forward+backward time, printed as JSON
+benchmark: install  ## speed ratios as JSON: model vs transformers, batched losses vs a per-sample loop
 	$(BIN)/python benchmarks/model_speed.py
+	$(BIN)/python benchmarks/loss_speed.py
 
 infer: install  ## depth maps: make infer CKPT=depth_anything_v2_vits.pth INPUT=photos/ [OUTPUT=outputs/depth]
 	@test -n "$(CKPT)" -a -n "$(INPUT)" || { echo "usage: make infer CKPT=<checkpoint> INPUT=<image|dir|list.txt> [OUTPUT=dir]"; exit 2; }
