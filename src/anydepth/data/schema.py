@@ -1,0 +1,156 @@
+"""The shard sample schema: one module owns what a WebDataset sample holds and how it is encoded.
+
+A sample is the set of tar members sharing a key (WebDataset convention, ``<key>.<field>``):
+
+- ``image.jpg`` or ``image.png``: RGB, 8-bit (always present).
+- ``label.npy``: H x W float16 or float32 (labeled and pseudo-labeled samples), with
+  ``meta.json["label_kind"]`` one of ``depth`` (metres or an unknown unit), ``disparity`` or
+  ``relative_disparity`` (pseudo labels). Non-finite or non-positive values are invalid.
+- ``mask.png``: optional 8-bit valid-pixel mask (non-zero = valid); default ``label > 0 & finite``.
+- ``sky.png``: optional 8-bit sky mask (non-zero = sky); sky disparity is set to 0 for training.
+- ``meta.json``: ``source``, ``label_kind`` (null for unlabeled), ``original_size`` ([H, W] before
+  any build-time downscaling), ``scale`` (build-time resize factor), plus anything a reader needs.
+
+``encode_sample`` turns a ``Sample`` into the ``{"__key__": ..., "image.jpg": bytes, ...}`` dict
+that webdataset's ``TarWriter`` writes; ``decode_sample`` is its inverse and validates, raising
+``SampleError`` naming the key, the shard and the field.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+LABEL_KINDS: tuple[str, ...] = ("depth", "disparity", "relative_disparity")
+IMAGE_FIELDS: tuple[str, ...] = ("image.jpg", "image.png")
+LABEL_FIELD, MASK_FIELD, SKY_FIELD, META_FIELD = "label.npy", "mask.png", "sky.png", "meta.json"
+JPEG_QUALITY = 95
+_KEY = re.compile(r"^[A-Za-z0-9_\-/]+$")  # no dots: WebDataset splits key and field at the first dot
+
+
+class SampleError(ValueError):
+    """A malformed sample; the message names the key, the shard and the field."""
+
+
+@dataclass
+class Sample:
+    """One decoded sample. ``image`` H x W x 3 uint8 RGB; ``label`` H x W float32 or None;
+    ``mask``/``sky`` H x W bool or None; ``meta`` the JSON metadata (``label_kind`` lives there)."""
+
+    key: str
+    image: np.ndarray
+    label: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    sky: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label_kind(self) -> str | None:
+        return self.meta.get("label_kind")
+
+    def valid_mask(self) -> np.ndarray:
+        """The explicit ``mask`` if present, else ``label > 0 & finite`` (all pixels for unlabeled samples)."""
+        if self.mask is not None:
+            return self.mask
+        if self.label is None:
+            return np.ones(self.image.shape[:2], bool)
+        return np.isfinite(self.label) & (self.label > 0)
+
+
+def _where(key: str, shard: str | None) -> str:
+    return f"sample {key!r}" + (f" in shard {shard}" if shard else "")
+
+
+def validate_sample(sample: Sample, shard: str | None = None) -> None:
+    """Raise ``SampleError`` unless ``sample`` follows the schema (types, shapes, label kind, key)."""
+    where = _where(sample.key, shard)
+    if not _KEY.match(sample.key):
+        raise SampleError(f"{where}: key must match {_KEY.pattern} (no dots)")
+    image = sample.image
+    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
+        raise SampleError(f"{where}: image must be an H x W x 3 uint8 RGB array")
+    size = image.shape[:2]
+    kind = sample.meta.get("label_kind")
+    if sample.label is None:
+        if kind is not None:
+            raise SampleError(f"{where}: meta.json says label_kind={kind!r} but the sample has no label.npy")
+    else:
+        if kind not in LABEL_KINDS:
+            raise SampleError(f"{where}: meta.json label_kind must be one of {LABEL_KINDS}, got {kind!r}")
+        if sample.label.shape != size:
+            raise SampleError(f"{where}: label.npy is {sample.label.shape}, the image {size}")
+    for name in ("mask", "sky"):
+        value = getattr(sample, name)
+        if value is not None and (value.shape != size or value.dtype != bool):
+            raise SampleError(f"{where}: {name}.png must be an H x W boolean mask of the image size {size}")
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def encode_sample(sample: Sample, image_format: str = "jpg", label_dtype: str = "float32") -> dict[str, Any]:
+    """Validate and encode ``sample`` as a webdataset record (``TarWriter.write`` input)."""
+    validate_sample(sample)
+    buffer = io.BytesIO()
+    if image_format == "jpg":
+        Image.fromarray(sample.image).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    elif image_format == "png":
+        Image.fromarray(sample.image).save(buffer, format="PNG")
+    else:
+        raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
+    record: dict[str, Any] = {"__key__": sample.key, f"image.{image_format}": buffer.getvalue()}
+    if sample.label is not None:
+        label = io.BytesIO()
+        np.save(label, sample.label.astype(label_dtype))
+        record[LABEL_FIELD] = label.getvalue()
+    if sample.mask is not None:
+        record[MASK_FIELD] = _png_bytes(sample.mask.astype(np.uint8) * 255)
+    if sample.sky is not None:
+        record[SKY_FIELD] = _png_bytes(sample.sky.astype(np.uint8) * 255)
+    record[META_FIELD] = json.dumps(sample.meta, sort_keys=True).encode()
+    return record
+
+
+def _decode_field(record: dict[str, Any], name: str, where: str, decode: Any) -> Any:
+    try:
+        return decode(record[name])
+    except Exception as err:  # PIL, numpy and json raise many types on corrupt bytes
+        raise SampleError(f"{where}: cannot decode {name} ({type(err).__name__}: {err})") from err
+
+
+def _mask(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L")) > 0
+
+
+def decode_sample(record: dict[str, Any], shard: str | None = None) -> Sample:
+    """Decode a raw webdataset record (bytes per field) into a validated ``Sample``."""
+    key = str(record.get("__key__", "?"))
+    shard = shard or record.get("__url__")
+    where = _where(key, shard)
+    image_field = next((f for f in IMAGE_FIELDS if f in record), None)
+    if image_field is None:
+        raise SampleError(f"{where}: no image.jpg or image.png (fields: {sorted(k for k in record if k[0] != '_')})")
+    if META_FIELD not in record:
+        raise SampleError(f"{where}: no meta.json")
+    image = _decode_field(record, image_field, where, lambda b: np.asarray(Image.open(io.BytesIO(b)).convert("RGB")))
+    meta = _decode_field(record, META_FIELD, where, json.loads)
+    label = None
+    if LABEL_FIELD in record:
+        label = _decode_field(record, LABEL_FIELD, where, lambda b: np.load(io.BytesIO(b), allow_pickle=False))
+        if label.ndim != 2 or not np.issubdtype(label.dtype, np.floating):
+            raise SampleError(f"{where}: label.npy must be a 2-D float array, got {label.dtype} {label.shape}")
+        label = label.astype(np.float32)
+    mask = _decode_field(record, MASK_FIELD, where, _mask) if MASK_FIELD in record else None
+    sky = _decode_field(record, SKY_FIELD, where, _mask) if SKY_FIELD in record else None
+    sample = Sample(key=key, image=image, label=label, mask=mask, sky=sky, meta=meta)
+    validate_sample(sample, shard)
+    return sample
