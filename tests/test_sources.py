@@ -1,0 +1,504 @@
+"""Dataset readers: tiny files in each published layout -> items() / load() -> schema-valid samples."""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from anydepth.data.schema import Sample, decode_sample, encode_sample, validate_sample
+from anydepth.data.sources import SOURCES, Source, SourceError, get_source
+from anydepth.data.sources.datasets import (
+    BlendedMVSSource,
+    DIMLSource,
+    HRWSISource,
+    IRSSource,
+    MegaDepthSource,
+    TartanAirSource,
+)
+from anydepth.data.sources.folders import (
+    ImageFolderSource,
+    RGBDFolderSource,
+    read_label,
+    read_pfm,
+    sanitize_key,
+    unique_keys,
+)
+
+H, W = 20, 30
+KEY = re.compile(r"^[A-Za-z0-9_\-/]+$")
+
+
+# ------------------------------------------------------------------------------------------- writers
+
+
+def rgb(seed: int = 0, h: int = H, w: int = W) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def write_image(path: Path, seed: int = 0, h: int = H, w: int = W, **save: Any) -> np.ndarray:
+    """Write an RGB image (lossless unless the suffix is .jpg) and return its pixels."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = rgb(seed, h, w)
+    Image.fromarray(pixels).save(path, **save)
+    return pixels
+
+
+def write_png16(path: Path, values: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(values.astype(np.uint16))
+    assert image.mode == "I;16"
+    image.save(path)
+
+
+def write_png8(path: Path, values: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(values.astype(np.uint8)).save(path)
+
+
+def write_npy(path: Path, values: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, values)
+
+
+def write_pfm(path: Path, values: np.ndarray, little_endian: bool = True) -> None:
+    """Write a PFM: rows bottom-to-top, scale sign = endianness."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    colour = values.ndim == 3
+    header = f"{'PF' if colour else 'Pf'}\n{values.shape[1]} {values.shape[0]}\n{-1.0 if little_endian else 1.0}\n"
+    data = np.flipud(values).astype("<f4" if little_endian else ">f4")
+    path.write_bytes(header.encode() + data.tobytes())
+
+
+def depth_mm(seed: int = 0) -> np.ndarray:
+    """An asymmetric uint16 depth in millimetres with a few zeros (invalid)."""
+    values = np.random.default_rng(seed).integers(500, 20000, (H, W)).astype(np.uint16)
+    values[0, :3] = 0
+    return values
+
+
+def ramp(offset: float = 1.0) -> np.ndarray:
+    """An asymmetric float32 H x W array (row i, column j -> offset + i + j / 100)."""
+    return (offset + np.arange(H)[:, None] + np.arange(W)[None, :] / 100).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------- checks
+
+
+def check(source: Source, n: int) -> list[Sample]:
+    """items() deterministic/unique/sorted/dot-free; every load() schema-valid with the common meta."""
+    items = source.items()
+    keys = [item.key for item in items]
+    assert len(items) == n
+    assert keys == sorted(keys) and len(set(keys)) == n
+    assert all(KEY.match(key) and "." not in key for key in keys)
+    assert [item.key for item in source.items()] == keys
+    samples = [source.load(item) for item in items]
+    for sample, key in zip(samples, keys):
+        validate_sample(sample)
+        assert sample.key == key
+        assert sample.image.dtype == np.uint8 and sample.image.ndim == 3 and sample.image.shape[2] == 3
+        meta = sample.meta
+        assert meta["source"] == source.name
+        assert meta["label_kind"] == source.label_kind
+        assert meta["original_size"] == list(sample.image.shape[:2])
+        assert meta["scale"] == 1.0
+        assert "image" in meta["files"] and not Path(meta["files"]["image"]).is_absolute()
+        if sample.label is not None:
+            assert sample.label.dtype == np.float32 and sample.label.shape == sample.image.shape[:2]
+    roundtrip = decode_sample(encode_sample(samples[0], image_format="png"))  # meta is JSON, arrays survive
+    assert roundtrip.meta == samples[0].meta and np.array_equal(roundtrip.image, samples[0].image)
+    return samples
+
+
+def by_key(samples: list[Sample]) -> dict[str, Sample]:
+    return {sample.key: sample for sample in samples}
+
+
+def corrupt(path: Path) -> None:
+    path.write_bytes(b"not an image at all")
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def test_registry_names_match_classes() -> None:
+    for kind in ("images", "rgbd-folder", "blendedmvs", "diml", "hrwsi", "irs", "megadepth", "tartanair"):
+        assert kind in SOURCES and get_source(kind).name == kind
+
+
+@pytest.mark.parametrize("little_endian", [True, False])
+def test_read_pfm_flips_rows_and_endianness(tmp_path: Path, little_endian: bool) -> None:
+    values = ramp()
+    write_pfm(tmp_path / "d.pfm", values, little_endian)
+    out = read_pfm(tmp_path / "d.pfm")
+    assert out.dtype == np.float32 and out.dtype.isnative
+    np.testing.assert_array_equal(out, values)  # row 0 on top, not flipped, not transposed
+    colour = np.stack([values, values * 2, values * 3], axis=-1)
+    write_pfm(tmp_path / "c.pfm", colour, little_endian)
+    np.testing.assert_array_equal(read_pfm(tmp_path / "c.pfm"), colour)
+
+
+def test_read_label_formats_and_errors(tmp_path: Path) -> None:
+    write_npy(tmp_path / "a.npy", ramp()[None])  # 1 x H x W is squeezed
+    np.testing.assert_array_equal(read_label(tmp_path / "a.npy"), ramp())
+    write_png16(tmp_path / "b.png", np.full((H, W), 1234))
+    np.testing.assert_array_equal(read_label(tmp_path / "b.png", 1000.0), np.float32(1234) / np.float32(1000))
+    (tmp_path / "t.pfm").write_bytes(b"Pf\n30 20\n-1.0\n" + b"\0" * 16)
+    with pytest.raises(ValueError, match="PFM"):
+        read_label(tmp_path / "t.pfm")
+    write_image(tmp_path / "c.png")  # colour PNG is not a label
+    with pytest.raises(ValueError, match="single-channel"):
+        read_label(tmp_path / "c.png")
+
+
+def test_keys_are_sanitized_and_unique() -> None:
+    assert sanitize_key("a b/c.d-e.jpg") == "a_b/c_d-e_jpg"
+    keys = unique_keys(["x.jpg", "x_jpg", "y.png"])
+    assert len(set(keys)) == 3 and keys[2] == "y_png" and all(KEY.match(k) for k in keys)
+    assert unique_keys(["x.jpg", "x_jpg"]) == unique_keys(["x.jpg", "x_jpg"])
+
+
+# ------------------------------------------------------------------------------------------- images
+
+
+def test_image_folder(tmp_path: Path) -> None:
+    root = tmp_path / "imgs"
+    a = write_image(root / "a.png", 1)
+    write_image(root / "sub dir" / "b.v2.JPG", 2, format="JPEG")
+    write_image(root / "sub dir" / "c.webp", 3, lossless=True)
+    write_image(root / ".hidden.png", 4)
+    write_image(root / ".cache" / "d.png", 5)
+    (root / "notes.txt").write_text("not an image")
+    samples = by_key(check(ImageFolderSource(root), 3))
+    assert set(samples) == {"a_png", "sub_dir/b_v2_JPG", "sub_dir/c_webp"}
+    np.testing.assert_array_equal(samples["a_png"].image, a)
+    assert samples["a_png"].label is None and samples["a_png"].meta["label_kind"] is None
+    assert samples["sub_dir/b_v2_JPG"].meta["files"]["image"] == "sub dir/b.v2.JPG"
+    assert [i.key for i in ImageFolderSource(root, split="sub dir").items()] == ["b_v2_JPG", "c_webp"]
+
+
+def test_image_folder_applies_exif_orientation(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
+    write_image(tmp_path / "r.jpg", exif=exif)
+    (sample,) = check(ImageFolderSource(tmp_path), 1)
+    assert sample.image.shape == (W, H, 3)
+
+
+def test_image_list_file(tmp_path: Path) -> None:
+    write_image(tmp_path / "data" / "x.png", 1)
+    write_image(tmp_path / "data" / "y.png", 2)
+    listing = tmp_path / "list.txt"
+    listing.write_text("# images\n\ndata/y.png\ndata/x.png\ndata/x.png\n")
+    samples = check(ImageFolderSource(listing), 2)
+    assert [s.key for s in samples] == ["data/x_png", "data/y_png"]
+    assert samples[0].meta["files"]["image"] == "data/x.png"
+    listing.write_text("data/x.png\ndata/missing.png\n")
+    with pytest.raises(SourceError, match="missing.png"):
+        ImageFolderSource(listing).items()
+
+
+def test_image_folder_errors_and_corrupt_file(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="does not exist"):
+        ImageFolderSource(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match=r"empty: expected image files.*; found an empty folder"):
+        ImageFolderSource(tmp_path / "empty").items()
+    corrupt(tmp_path / "bad.jpg")
+    source = ImageFolderSource(tmp_path)
+    (item,) = source.items()
+    with pytest.raises(Exception):  # noqa: B017  # PIL's error type; the builder skips it
+        source.load(item)
+
+
+# ------------------------------------------------------------------------------------------- rgbd-folder
+
+
+def test_rgbd_folder_depth(tmp_path: Path) -> None:
+    write_image(tmp_path / "images" / "a.png", 1)
+    write_image(tmp_path / "images" / "seq.1" / "b.jpg", 2)
+    write_image(tmp_path / "images" / "seq.1" / "c.png", 3)
+    mm = depth_mm()
+    write_png16(tmp_path / "depth" / "a.png", mm)
+    write_npy(tmp_path / "depth" / "seq.1" / "b.npy", ramp())
+    write_pfm(tmp_path / "depth" / "seq.1" / "c.pfm", ramp(5.0))
+    write_png16(tmp_path / "depth" / "orphan.png", mm)  # a label without an image is ignored
+    valid = np.ones((H, W), np.uint8) * 255
+    valid[:, :2] = 0
+    write_png8(tmp_path / "masks" / "a.png", valid)
+    write_png8(tmp_path / "sky" / "a.png", (np.arange(H)[:, None] < 4).repeat(W, 1))
+    source = RGBDFolderSource(tmp_path)
+    assert source.label_kind == "depth"
+    samples = by_key(check(source, 3))
+    assert set(samples) == {"a", "seq_1/b", "seq_1/c"}
+    a = samples["a"]
+    np.testing.assert_array_equal(a.label, mm.astype(np.float32) / np.float32(1000))
+    assert a.label[0, 0] == 0 and a.label[5, 5] == pytest.approx(mm[5, 5] / 1000)
+    assert a.mask is not None and not a.mask[:, :2].any() and a.mask[:, 2:].all()
+    assert a.sky is not None and a.sky[:4].all() and not a.sky[4:].any()
+    files = {"image": "images/a.png", "label": "depth/a.png", "mask": "masks/a.png", "sky": "sky/a.png"}
+    assert a.meta["files"] == files
+    np.testing.assert_array_equal(samples["seq_1/b"].label, ramp())
+    np.testing.assert_array_equal(samples["seq_1/c"].label, ramp(5.0))
+    assert samples["seq_1/b"].mask is None and samples["seq_1/b"].sky is None
+    scaled = RGBDFolderSource(tmp_path, png_scale=1.0)
+    np.testing.assert_array_equal(scaled.load(scaled.items()[0]).label, mm.astype(np.float32))
+
+
+def test_rgbd_folder_disparity_split_and_errors(tmp_path: Path) -> None:
+    root = tmp_path / "train"
+    write_image(root / "images" / "a.png")
+    write_pfm(root / "disparity" / "a.pfm", ramp())
+    source = RGBDFolderSource(tmp_path, split="train")
+    assert source.label_kind == "disparity"
+    (sample,) = check(source, 1)
+    assert sample.meta["label_kind"] == "disparity" and sample.meta["files"]["label"] == "train/disparity/a.pfm"
+    write_image(root / "images" / "b.png")
+    write_image(root / "images" / "c.png")
+    with pytest.raises(SourceError, match=r"2 of 3 images without a label: b\.png, c\.png"):
+        RGBDFolderSource(root).items()
+    (root / "depth").mkdir()
+    with pytest.raises(SourceError, match="exactly one of depth/ or disparity/"):
+        RGBDFolderSource(root)
+    with pytest.raises(SourceError, match="images/"):
+        RGBDFolderSource(tmp_path)
+
+
+def test_rgbd_folder_size_mismatch_and_corrupt(tmp_path: Path) -> None:
+    write_image(tmp_path / "images" / "a.png")
+    write_npy(tmp_path / "depth" / "a.npy", np.ones((H + 1, W), np.float32))
+    corrupt(tmp_path / "images" / "b.png")
+    write_npy(tmp_path / "depth" / "b.npy", np.ones((H, W), np.float32))
+    source = RGBDFolderSource(tmp_path)
+    a, b = source.items()
+    with pytest.raises(ValueError, match=r"label .*a\.npy is 21x30 \(HxW\) but the image .*a\.png is 20x30"):
+        source.load(a)
+    with pytest.raises(Exception):  # noqa: B017
+        source.load(b)
+
+
+# ------------------------------------------------------------------------------------------- BlendedMVS
+
+
+def test_blendedmvs(tmp_path: Path) -> None:
+    pids = ["5a0271884e62597cdee0d0eb", "5b08286b2775267d5b0634ba"]
+    for i, pid in enumerate(pids):
+        for frame in ("00000000", "00000001"):
+            write_image(tmp_path / pid / "blended_images" / f"{frame}.jpg", i, format="JPEG")
+            write_image(tmp_path / pid / "blended_images" / f"{frame}_masked.jpg", i, format="JPEG")
+            depth = ramp(float(i))
+            depth[-1, -1] = 0.0
+            write_pfm(tmp_path / pid / "rendered_depth_maps" / f"{frame}.pfm", depth)
+    (tmp_path / "training_list.txt").write_text(pids[0] + "\n")
+    (tmp_path / "validation_list.txt").write_text(pids[1] + "\n")
+    samples = by_key(check(BlendedMVSSource(tmp_path), 4))
+    sample = samples[f"{pids[1]}/00000001"]
+    np.testing.assert_array_equal(sample.label[:-1], ramp(1.0)[:-1])
+    assert sample.label[-1, -1] == 0 and not sample.valid_mask()[-1, -1]
+    assert sample.meta["scene"] == pids[1]
+    assert sample.meta["files"]["label"] == f"{pids[1]}/rendered_depth_maps/00000001.pfm"
+    assert {i.key.split("/")[0] for i in BlendedMVSSource(tmp_path, split="train").items()} == {pids[0]}
+    assert {i.key.split("/")[0] for i in BlendedMVSSource(tmp_path, split="val").items()} == {pids[1]}
+    with pytest.raises(SourceError, match="test_list.txt"):
+        BlendedMVSSource(tmp_path, split="test").items()
+    (tmp_path / pids[0] / "rendered_depth_maps" / "00000000.pfm").unlink()
+    with pytest.raises(SourceError, match="00000000.jpg"):
+        BlendedMVSSource(tmp_path).items()
+    with pytest.raises(SourceError, match="blended_images"):
+        BlendedMVSSource(tmp_path / pids[0] / "blended_images").items()
+
+
+# ------------------------------------------------------------------------------------------- DIML
+
+
+def test_diml_layouts(tmp_path: Path) -> None:
+    mm = depth_mm()
+    full = tmp_path / "indoor" / "16. Billiard Hall" / "180208" / "B1"  # full indoor release
+    write_image(full / "col" / "in_180208_1_c.png", 1)
+    write_png16(full / "up_png" / "in_180208_1_ud.png", mm)
+    write_png16(full / "raw_png" / "in_180208_1_rd.png", mm)  # unused
+    sample_rel = tmp_path / "indoor" / "train" / "HR" / "11. Bedroom"  # "sample" indoor release
+    write_image(sample_rel / "color" / "in_1_c.png", 2)
+    write_png16(sample_rel / "depth_filled" / "in_1_depth_filled.png", mm)
+    out = tmp_path / "outdoor" / "170721_C0" / "1"  # full outdoor release
+    write_image(out / "left" / "out_1_left.png", 3)
+    write_png16(out / "depth" / "out_1_depth.png", mm)
+    conf = np.full((H, W), 255, np.uint8)
+    conf[:, 0] = 100  # low confidence
+    write_png8(out / "conf" / "out_1_conf.png", conf)
+    samples = by_key(check(DIMLSource(tmp_path), 3))
+    assert set(samples) == {
+        "indoor/16__Billiard_Hall/180208/B1/col/in_180208_1_c",
+        "indoor/train/HR/11__Bedroom/color/in_1_c",
+        "outdoor/170721_C0/1/left/out_1_left",
+    }
+    indoor = samples["indoor/16__Billiard_Hall/180208/B1/col/in_180208_1_c"]
+    np.testing.assert_array_equal(indoor.label, mm.astype(np.float32) / np.float32(1000))
+    assert indoor.mask is None and not indoor.valid_mask()[0, 0] and indoor.meta["variant"] == "indoor"
+    assert indoor.meta["files"]["label"] == "indoor/16. Billiard Hall/180208/B1/up_png/in_180208_1_ud.png"
+    outdoor = samples["outdoor/170721_C0/1/left/out_1_left"]
+    assert outdoor.mask is not None and not outdoor.mask[:, 0].any() and not outdoor.mask[0, :3].any()
+    assert outdoor.mask[1:, 1:].all()
+    assert [i.key for i in DIMLSource(tmp_path, split="outdoor").items()] == ["outdoor/170721_C0/1/left/out_1_left"]
+    assert len(DIMLSource(tmp_path, split="train").items()) == 1
+    with pytest.raises(SourceError, match="'nowhere'"):
+        DIMLSource(tmp_path, split="nowhere").items()
+    (full / "up_png" / "in_180208_1_ud.png").unlink()
+    with pytest.raises(SourceError, match="in_180208_1_c.png"):
+        DIMLSource(tmp_path).items()
+    with pytest.raises(SourceError, match="col/ \\+ up_png/"):
+        DIMLSource(full / "col").items()
+
+
+# ------------------------------------------------------------------------------------------- HR-WSI
+
+
+def test_hrwsi(tmp_path: Path) -> None:
+    disp8 = np.random.default_rng(0).integers(0, 256, (H, W)).astype(np.uint8)
+    disp16 = np.random.default_rng(1).integers(0, 65536, (H, W)).astype(np.uint16)
+    valid = np.full((H, W), 255, np.uint8)
+    valid[:2] = 0
+    for split, name, disp in (("train", "100", disp8), ("train", "101", disp16), ("val", "200", disp8)):
+        write_image(tmp_path / split / "imgs" / f"{name}.jpg", int(name), format="JPEG")
+        (write_png16 if disp.dtype == np.uint16 else write_png8)(tmp_path / split / "gts" / f"{name}.png", disp)
+        if name != "101":
+            write_png8(tmp_path / split / "valid_masks" / f"{name}.png", valid)
+    samples = by_key(check(HRWSISource(tmp_path), 3))
+    assert set(samples) == {"train/100", "train/101", "val/200"}
+    np.testing.assert_array_equal(samples["train/100"].label, disp8.astype(np.float32))
+    np.testing.assert_array_equal(samples["train/101"].label, disp16.astype(np.float32))
+    mask = samples["train/100"].mask
+    assert mask is not None and not mask[:2].any() and mask[2:].all()
+    assert samples["train/101"].mask is None
+    assert [i.key for i in HRWSISource(tmp_path, split="val").items()] == ["val/200"]
+    with pytest.raises(SourceError, match="split must be"):
+        HRWSISource(tmp_path, split="test").items()
+    (tmp_path / "val" / "gts" / "200.png").unlink()
+    with pytest.raises(SourceError, match=r"val/imgs/200\.jpg"):
+        HRWSISource(tmp_path).items()
+    with pytest.raises(SourceError, match="imgs"):
+        HRWSISource(tmp_path / "train").items()
+
+
+# ------------------------------------------------------------------------------------------- IRS
+
+
+def test_irs(tmp_path: Path) -> None:
+    home = tmp_path / "Home" / "ArchVizInterior03Data"
+    office = tmp_path / "Office" / "Office01"
+    write_image(home / "l_1.png", 1)
+    write_image(home / "r_1.png", 9)
+    write_npy(home / "d_1.npy", ramp(2.0))
+    write_image(home / "l_2.png", 2)
+    write_pfm(home / "d_2.pfm", ramp(3.0))
+    write_image(office / "l_10.png", 3)
+    write_npy(office / "d_10.npy", ramp(4.0))
+    (office / "d_10.exr").write_bytes(b"exr")  # .npy wins
+    samples = by_key(check(IRSSource(tmp_path), 3))
+    assert set(samples) == {"Home/ArchVizInterior03Data/l_1", "Home/ArchVizInterior03Data/l_2", "Office/Office01/l_10"}
+    np.testing.assert_array_equal(samples["Home/ArchVizInterior03Data/l_1"].label, ramp(2.0))
+    np.testing.assert_array_equal(samples["Home/ArchVizInterior03Data/l_2"].label, ramp(3.0))
+    assert samples["Office/Office01/l_10"].meta["category"] == "Office"
+    assert samples["Office/Office01/l_10"].meta["files"]["label"] == "Office/Office01/d_10.npy"
+    assert len(IRSSource(tmp_path, split="home").items()) == 2
+    write_image(office / "l_11.png", 4)
+    (office / "d_11.exr").write_bytes(b"exr")
+    with pytest.raises(SourceError, match=r"OpenEXR.*1 of 4 images with only d_<N>\.exr: Office/Office01/l_11\.png"):
+        IRSSource(tmp_path).items()
+    with pytest.raises(SourceError, match="l_<N>.png"):
+        IRSSource(tmp_path, split="Store").items()
+
+
+# ------------------------------------------------------------------------------------------- MegaDepth
+
+
+def _megadepth(tmp_path: Path) -> Path:
+    base = tmp_path / "phoenix" / "S6" / "zl548" / "MegaDepth_v1"
+    write_image(base / "0001" / "dense0" / "imgs" / "1234_abc_o.jpg", 1, format="JPEG")
+    write_npy(base / "0001" / "dense0" / "depths" / "1234_abc_o.npy", ramp(1.0))
+    write_image(base / "0001" / "dense1" / "imgs" / "P1010480.JPG", 2, format="JPEG")
+    write_npy(base / "0001" / "dense1" / "depths" / "P1010480.npy", ramp(2.0))
+    write_image(base / "0204" / "dense0" / "imgs" / "x.y.jpg", 3, format="JPEG")
+    (base / "0204" / "dense0" / "depths").mkdir(parents=True)
+    (base / "0204" / "dense0" / "depths" / "x.y.h5").write_bytes(b"hdf5 placeholder")
+    return base
+
+
+def test_megadepth_npy_and_h5_without_h5py(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = _megadepth(tmp_path)
+    monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py -> ImportError
+    with pytest.raises(SourceError, match=r"h5py.*1 of 3 images with only \.h5 depth: 0204/dense0/imgs/x\.y\.jpg"):
+        MegaDepthSource(tmp_path).items()
+    (base / "0204" / "dense0" / "depths" / "x.y.h5").unlink()
+    write_npy(base / "0204" / "dense0" / "depths" / "x.y.npy", ramp(3.0))
+    samples = by_key(check(MegaDepthSource(tmp_path), 3))
+    assert set(samples) == {"0001/dense0/1234_abc_o", "0001/dense1/P1010480", "0204/dense0/x_y"}
+    np.testing.assert_array_equal(samples["0001/dense1/P1010480"].label, ramp(2.0))
+    assert samples["0204/dense0/x_y"].meta["files"]["image"] == "0204/dense0/imgs/x.y.jpg"
+    assert len(MegaDepthSource(base).items()) == 3  # root = the MegaDepth_v1 folder itself
+    with pytest.raises(SourceError, match="no splits"):
+        MegaDepthSource(tmp_path, split="train")
+    with pytest.raises(SourceError, match="dense0/imgs"):
+        MegaDepthSource(base / "0001" / "dense0").items()
+
+
+def test_megadepth_h5_with_h5py(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With h5py importable, .h5 depth is read from dataset "depth" (a stand-in module: h5py is optional)."""
+    _megadepth(tmp_path)
+    depth = ramp(7.0)
+    depth[3, 4] = 0.0
+
+    class File:
+        def __init__(self, path: str, mode: str) -> None:
+            assert path.endswith("x.y.h5") and mode == "r"
+
+        def __enter__(self) -> dict[str, np.ndarray]:
+            return {"depth": depth.astype(np.float64)}
+
+        def __exit__(self, *args: object) -> None:
+            return None
+
+    monkeypatch.setitem(sys.modules, "h5py", types.SimpleNamespace(File=File))
+    samples = by_key(check(MegaDepthSource(tmp_path), 3))
+    label = samples["0204/dense0/x_y"].label
+    np.testing.assert_array_equal(label, depth)
+    assert not samples["0204/dense0/x_y"].valid_mask()[3, 4]
+
+
+# ------------------------------------------------------------------------------------------- TartanAir
+
+
+def test_tartanair(tmp_path: Path) -> None:
+    for difficulty in ("Easy", "Hard"):
+        traj = tmp_path / "abandonedfactory" / difficulty / "P000"
+        for frame in ("000000", "000001"):
+            write_image(traj / "image_left" / f"{frame}_left.png", int(frame) + 1)
+            depth = ramp(1.0)
+            depth[:3] = 10000.0  # sky sphere
+            write_npy(traj / "depth_left" / f"{frame}_left_depth.npy", depth)
+        write_image(traj / "image_right" / "000000_right.png")  # unused
+    samples = by_key(check(TartanAirSource(tmp_path), 4))
+    sample = samples["abandonedfactory/Easy/P000/image_left/000001_left"]
+    assert sample.sky is not None and sample.sky[:3].all() and not sample.sky[3:].any()
+    assert (sample.label[:3] == 0).all() and not sample.valid_mask()[:3].any()
+    np.testing.assert_array_equal(sample.label[3:], ramp(1.0)[3:])
+    assert sample.meta["env"] == "abandonedfactory" and sample.meta["difficulty"] == "Easy"
+    assert sample.meta["files"]["label"] == "abandonedfactory/Easy/P000/depth_left/000001_left_depth.npy"
+    hard = TartanAirSource(tmp_path, split="hard").items()
+    assert len(hard) == 2 and all("/Hard/" in item.key for item in hard)
+    high = TartanAirSource(tmp_path, sky_depth=1e5)
+    assert not high.load(high.items()[0]).sky.any()
+    with pytest.raises(SourceError, match="split must be"):
+        TartanAirSource(tmp_path, split="medium")
+    (tmp_path / "abandonedfactory" / "Hard" / "P000" / "depth_left" / "000001_left_depth.npy").unlink()
+    with pytest.raises(SourceError, match="Hard/P000/image_left/000001_left.png"):
+        TartanAirSource(tmp_path).items()
+    with pytest.raises(SourceError, match="image_left"):
+        TartanAirSource(tmp_path / "abandonedfactory" / "Easy" / "P000" / "image_left").items()
