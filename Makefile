@@ -8,12 +8,27 @@ CKPT ?=
 INPUT ?=
 OUTPUT ?= outputs/depth
 INPUT_SIZE ?= 518
+# shards: SOURCE (reader kind), ROOT (dataset root), NAME (-> $(SHARDS_DIR)/NAME); optional SPLIT, MAX_SIDE,
+# WORKERS (default: all cores), RESUME=1 (continue an interrupted build)
+SHARDS_DIR ?= data_shards
+SOURCE ?=
+ROOT ?=
+NAME ?=
+SPLIT ?=
+MAX_SIDE ?=
+WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+RESUME ?=
+SHARD_OPTS = $(if $(SPLIT),--split $(SPLIT)) $(if $(MAX_SIDE),--max-side $(MAX_SIDE)) --workers $(WORKERS) \
+	$(if $(RESUME),--resume)
+DEMO_SHARDS := $(SHARDS_DIR)/demo
+DEMO_SHARD_SIZE ?= 64
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint benchmark infer clean
+.PHONY: help install test lint benchmark infer clean shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
+	shards-irs shards-megadepth shards-tartanair shards-images
 
 help:  ## list every target
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 install: $(STAMP)  ## create .venv and install anydepth editable with dev extras (instant when up to date)
 
@@ -36,6 +51,49 @@ benchmark: install  ## speed ratios as JSON: model vs transformers, batched loss
 infer: install  ## depth maps: make infer CKPT=depth_anything_v2_vits.pth INPUT=photos/ [OUTPUT=outputs/depth]
 	@test -n "$(CKPT)" -a -n "$(INPUT)" || { echo "usage: make infer CKPT=<checkpoint> INPUT=<image|dir|list.txt> [OUTPUT=dir]"; exit 2; }
 	$(BIN)/anydepth infer --checkpoint $(CKPT) --input $(INPUT) --output $(OUTPUT) --input-size $(INPUT_SIZE)
+
+# $(call build-shards,KIND,DEFAULT_NAME): ROOT read by the KIND reader into $(SHARDS_DIR)/NAME
+# (NAME defaults to DEFAULT_NAME, plus -SPLIT when SPLIT is set)
+define build-shards
+@test -n "$(ROOT)" || { echo "usage: make $@ ROOT=<dataset root> [NAME=$(2)] [SPLIT=] [MAX_SIDE=] [WORKERS=] [RESUME=1]"; exit 2; }
+$(BIN)/anydepth shards build --source $(1) --root $(ROOT) --out $(SHARDS_DIR)/$(or $(NAME),$(2)$(if $(SPLIT),-$(SPLIT))) $(SHARD_OPTS)
+endef
+
+shards: install  ## WebDataset shards: make shards SOURCE=kind ROOT=dir NAME=name [SPLIT= MAX_SIDE= WORKERS= RESUME=1]
+	@test -n "$(SOURCE)" -a -n "$(NAME)" || { echo "usage: make shards SOURCE=<kind> ROOT=<dir> NAME=<name> [SPLIT=] [MAX_SIDE=] [WORKERS=] [RESUME=1]"; exit 2; }
+	$(call build-shards,$(SOURCE),$(NAME))
+
+shards-blendedmvs: install  ## BlendedMVS: ROOT=BlendedMVS/ (<PID>/blended_images/*.jpg + rendered_depth_maps/*.pfm)
+	$(call build-shards,blendedmvs,blendedmvs)
+
+shards-diml: install  ## DIML/CVL RGB-D: ROOT=unpacked folder (indoor col/ + up_png/, or outdoor left/ + depth/ + conf/)
+	$(call build-shards,diml,diml)
+
+shards-hrwsi: install  ## HR-WSI: ROOT=dir with {train,val}/imgs/*.jpg + gts/*.png (+ valid_masks/)
+	$(call build-shards,hrwsi,hrwsi)
+
+shards-irs: install  ## IRS: ROOT=<Category>/<Scene>/l_<N>.png + d_<N>.npy or .pfm (disparity converted from .exr)
+	$(call build-shards,irs,irs)
+
+shards-megadepth: install  ## MegaDepth v1: ROOT=MegaDepth_v1/ (<scene>/dense<k>/imgs/*.jpg + depths/*.h5 or .npy)
+	$(call build-shards,megadepth,megadepth)
+
+shards-tartanair: install  ## TartanAir: ROOT=<env>/<Easy|Hard>/<P000>/image_left/*.png + depth_left/*_depth.npy
+	$(call build-shards,tartanair,tartanair)
+
+shards-images: install  ## unlabeled images: ROOT=folder of images (searched recursively) or a .txt list; NAME=...
+	$(call build-shards,images,images)
+
+shards-demo: install  ## offline demo shards in data_shards/demo/{unlabeled,eval,train} (synthetic train), verified
+	$(BIN)/anydepth shards build --source demo-unlabeled --root $(DEMO_SHARDS)/unlabeled \
+		--out $(DEMO_SHARDS)/unlabeled --samples-per-shard $(DEMO_SHARD_SIZE) --workers $(WORKERS) --resume
+	$(BIN)/anydepth shards build --source demo-eval --root $(DEMO_SHARDS)/eval \
+		--out $(DEMO_SHARDS)/eval --samples-per-shard $(DEMO_SHARD_SIZE) --workers $(WORKERS) --resume
+	$(BIN)/anydepth shards build --source demo-train --root $(DEMO_SHARDS)/train \
+		--out $(DEMO_SHARDS)/train --samples-per-shard $(DEMO_SHARD_SIZE) --workers $(WORKERS) --resume
+	$(BIN)/anydepth shards verify $(DEMO_SHARDS)/unlabeled
+	$(BIN)/anydepth shards verify $(DEMO_SHARDS)/eval
+	$(BIN)/anydepth shards verify $(DEMO_SHARDS)/train
 
 clean:  ## remove the virtual environment, caches and outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info outputs

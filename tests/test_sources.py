@@ -502,3 +502,16 @@ def test_tartanair(tmp_path: Path) -> None:
         TartanAirSource(tmp_path).items()
     with pytest.raises(SourceError, match="image_left"):
         TartanAirSource(tmp_path / "abandonedfactory" / "Easy" / "P000" / "image_left").items()
+
+
+def test_rgbd_folder_disparity_manifest_says_disparity(tmp_path: Path) -> None:
+    """The manifest's label_kind follows the folder the reader found (per instance), not a class default."""
+    from anydepth.data.build import build_shards
+
+    root = tmp_path / "rgbd"
+    (root / "images").mkdir(parents=True)
+    (root / "disparity").mkdir()
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(root / "images" / "a.png")
+    np.save(root / "disparity" / "a.npy", np.full((20, 30), 4.0, np.float32))
+    manifest = build_shards("rgbd-folder", root, tmp_path / "out")
+    assert manifest.label_kind == "disparity"

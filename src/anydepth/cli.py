@@ -1,4 +1,4 @@
-"""The ``anydepth`` command line: ``anydepth infer ...``, ``anydepth convert ...``.
+"""The ``anydepth`` command line: ``anydepth infer ...``, ``anydepth convert ...``, ``anydepth shards ...``.
 
 Every subcommand is one subparser registered by an ``add_<name>_parser(subparsers)`` function
 that sets ``func`` (``args -> exit code``) as a parser default; ``main`` parses, dispatches and
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +22,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from anydepth.data.build import IMAGE_FORMATS, LABEL_DTYPES, BuildError, build_shards, verify_shards
+from anydepth.data.manifest import Manifest, ManifestError
+from anydepth.data.sources import SOURCES, SourceError
 from anydepth.inference import (
     InputError,
     SkippedInputWarning,
@@ -41,7 +45,9 @@ class UsageError(Exception):
 
 
 # Exceptions that mean "the user asked for something impossible", not "anydepth has a bug".
-USER_ERRORS: tuple[type[BaseException], ...] = (UsageError, CheckpointError, InputError)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    UsageError, CheckpointError, InputError, SourceError, ManifestError, BuildError,
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------- infer
@@ -197,9 +203,122 @@ def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+# ---------------------------------------------------------------- shards
+
+
+@contextlib.contextmanager
+def _log_to_stderr(command: str, logger_name: str) -> Iterator[None]:
+    """Show ``logger_name``'s INFO and WARNING records as ``anydepth <command>: <level>: ...`` on stderr."""
+    logger = logging.getLogger(logger_name)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG} {command}: %(levelname)s: %(message)s"))
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+
+def shards_summary(manifest: Manifest, output: Path) -> str:
+    """``wrote N shards (M samples) to DIR; skipped K inputs: a (why), ...``."""
+    line = f"wrote {_plural(len(manifest.shards), 'shard')} ({_plural(manifest.num_samples, 'sample')}) to {output}"
+    if manifest.skipped:
+        listed = ", ".join(f"{s['input']} ({s['reason']})" for s in manifest.skipped[:MAX_LISTED_SKIPS])
+        extra = len(manifest.skipped) - MAX_LISTED_SKIPS
+        more = f" and {extra} more" if extra > 0 else ""
+        line += f"; skipped {_plural(len(manifest.skipped), 'unreadable input')}: {listed}{more}"
+    return line
+
+
+def run_shards_build(args: argparse.Namespace) -> int:
+    """``anydepth shards build``: read a dataset with a source and write shards plus manifest.json."""
+    with _log_to_stderr(args.command, "anydepth.data.build"):
+        manifest = build_shards(
+            args.source,
+            args.root,
+            args.out,
+            split=args.split,
+            max_side=args.max_side,
+            samples_per_shard=args.samples_per_shard,
+            workers=args.workers,
+            seed=args.seed,
+            resume=args.resume,
+            image_format=args.image_format,
+            label_dtype=args.label_dtype,
+        )
+    print(shards_summary(manifest, args.out))
+    if manifest.num_samples == 0:
+        print(f"{PROG} {args.command}: error: no input could be read; see the reasons above", file=sys.stderr)
+        return EXIT_SKIPPED
+    return EXIT_OK
+
+
+def run_shards_verify(args: argparse.Namespace) -> int:
+    """``anydepth shards verify``: re-hash and decode every shard against manifest.json."""
+    report = verify_shards(args.directory)
+    print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+    return EXIT_OK if report.ok else EXIT_SKIPPED
+
+
+def add_shards_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``anydepth shards build`` and ``anydepth shards verify``."""
+    parser = subparsers.add_parser(
+        "shards",
+        help="build and verify WebDataset shards of a dataset",
+        description="Build WebDataset shards (plus manifest.json) from a dataset, or verify built shards.",
+    )
+    commands = parser.add_subparsers(dest="shards_command", required=True, metavar="{build,verify}")
+    build = commands.add_parser(
+        "build",
+        help="read a dataset and write shards and manifest.json",
+        description=(
+            "Read every input of --root with the --source reader, shuffle them (--seed), and write "
+            "shard-NNNNNN.tar WebDataset shards of --samples-per-shard samples plus manifest.json into --out. "
+            "Unreadable inputs are skipped and listed in the manifest. Exit code: 0 built, 1 nothing readable, "
+            "2 usage error (wrong layout, bad settings, an existing build without --resume)."
+        ),
+    )
+    build.add_argument("--source", required=True, metavar="KIND", help=f"dataset reader: {', '.join(SOURCES)}")
+    build.add_argument("--root", required=True, type=Path, metavar="DIR", help="dataset root directory")
+    build.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory, e.g. data_shards/NAME")
+    build.add_argument("--split", default=None, help="dataset split, for readers that have splits")
+    build.add_argument(
+        "--max-side", type=int, default=None, metavar="N",
+        help="downscale samples whose longer side exceeds N pixels (default: keep the size)",
+    )  # fmt: skip
+    build.add_argument("--samples-per-shard", type=int, default=1000, metavar="N", help="shard size (default: 1000)")
+    build.add_argument("--workers", type=int, default=1, metavar="N", help="parallel processes (default: 1)")
+    build.add_argument("--seed", type=int, default=0, metavar="N", help="shuffle seed (default: 0)")
+    build.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted build in --out, keeping its complete shards (same settings required)",
+    )  # fmt: skip
+    build.add_argument("--image-format", choices=IMAGE_FORMATS, default="jpg", help="image encoding (default: jpg)")
+    build.add_argument("--label-dtype", choices=LABEL_DTYPES, default="float32", help="label dtype (default: float32)")
+    build.set_defaults(func=run_shards_build)
+    verify = commands.add_parser(
+        "verify",
+        help="check shards against manifest.json and decode every sample",
+        description=(
+            "Re-hash every shard listed in DIR/manifest.json (size and sha256), decode every sample and "
+            "check the counts. Prints OK, or the problems and exits with 1; 2 when there is no manifest."
+        ),
+    )
+    verify.add_argument("directory", type=Path, metavar="DIR", help="a directory written by anydepth shards build")
+    verify.set_defaults(func=run_shards_verify)
+    return parser
+
+
 # ---------------------------------------------------------------- main
 
-SUBCOMMANDS: tuple[Callable[[Any], argparse.ArgumentParser], ...] = (add_infer_parser, add_convert_parser)
+SUBCOMMANDS: tuple[Callable[[Any], argparse.ArgumentParser], ...] = (
+    add_infer_parser, add_convert_parser, add_shards_parser,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
