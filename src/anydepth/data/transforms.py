@@ -1,0 +1,222 @@
+"""Per-sample CPU transforms run in the DataLoader workers: resize, crop and label conversion only.
+
+Paper (supplementary, implementation details): "We resize the shorter side of all images to 518 and keep the
+original aspect ratio. All images are cropped to 518x518 during training. During inference, we do not crop images
+and only ensure both sides are multipliers of 14 [...]. Evaluation is performed at the original resolution by
+interpolating the prediction." Labels (Sec. 3.1): "the depth value is first transformed into the disparity space by
+d = 1/t and then normalized to 0~1 on each depth map"; sky (Sec. 3.2): "set its disparity value as 0 (farthest)".
+
+What is deliberately *not* here: ImageNet normalisation, the strong colour perturbation, CutMix and the horizontal
+flip. They run batched on the accelerator in the LightningModule's ``on_after_batch_transfer``
+(:mod:`anydepth.augment`, :func:`anydepth.models.preprocess.normalize`), so the workers only decode, resize and crop
+and the images they return are float32 RGB in ``[0, 1]``.
+
+Resampling: the image is resized with PIL bicubic, which low-pass filters when shrinking (its kernel support
+grows with the scale factor), so it is appropriate both for upscaling and for area-style downscaling. The label,
+the valid mask and the sky mask are resized with one shared nearest-neighbour index map
+(:func:`nearest_indices`), so they stay aligned, an invalid pixel never blends into a valid one, and the resized
+label only holds values of the original label.
+
+Randomness: every random draw (the crop offset) comes from the ``numpy.random.Generator`` passed to ``__call__``.
+The data pipeline (:mod:`anydepth.data.datamodules`) seeds one generator per (seed, epoch, rank, worker), so a run is
+reproducible for a fixed seed, world size and number of workers, independent of torch's or numpy's global RNGs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from anydepth.data.schema import Sample, SampleError
+from anydepth.models.preprocess import lower_bound_size
+
+__all__ = [
+    "MIN_SIDE",
+    "EvalTransform",
+    "TrainTransform",
+    "UnlabeledTransform",
+    "label_to_disparity",
+    "nearest_indices",
+    "normalize_per_map",
+    "resize_nearest",
+    "short_side_size",
+    "valid_pixels",
+]
+
+MIN_SIDE = 14
+"""Smallest accepted image side in pixels (one ViT patch); smaller images raise ``SampleError`` (skipped)."""
+
+
+def _check_size(sample: Sample) -> None:
+    height, width = sample.image.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise SampleError(
+            f"sample {sample.key!r}: image is {width}x{height} px, smaller than {MIN_SIDE} px (one patch) on a side"
+        )
+
+
+def short_side_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """(h, w) with the shorter side exactly ``size`` and the aspect ratio kept (longer side rounded)."""
+    if height <= width:
+        return size, max(size, int(round(width * size / height)))
+    return max(size, int(round(height * size / width))), size
+
+
+def nearest_indices(src: int, dst: int) -> np.ndarray:
+    """Source index of each of ``dst`` output pixels for a nearest-neighbour resize of ``src`` pixels
+    (pixel-centre aligned, like PIL ``NEAREST``): ``floor((i + 0.5) * src / dst)``."""
+    return np.minimum(((np.arange(dst) + 0.5) * (src / dst)).astype(np.int64), src - 1)
+
+
+def resize_nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of an H x W (x C) array to ``size`` = (h, w); output values are input values."""
+    rows = nearest_indices(array.shape[0], size[0])
+    cols = nearest_indices(array.shape[1], size[1])
+    return array[rows[:, None], cols[None, :]]
+
+
+def _valid(label: np.ndarray, mask: np.ndarray | None, kind: str | None) -> np.ndarray:
+    valid = np.isfinite(label) & (label > 0 if mask is None else mask)  # mask default: the schema's
+    return valid & (label > 0) if kind == "depth" else valid & (label >= 0)
+
+
+def valid_pixels(sample: Sample) -> np.ndarray:
+    """Valid label pixels: the sample's mask (explicit ``mask.png``, else the schema default ``label > 0 & finite``)
+    and a finite label; additionally ``label > 0`` for depth (it is inverted) and ``label >= 0`` for disparities."""
+    if sample.label is None:
+        raise ValueError(f"sample {sample.key!r} has no label")
+    return _valid(sample.label, sample.mask, sample.label_kind)
+
+
+def label_to_disparity(label: np.ndarray, valid: np.ndarray, kind: str | None) -> np.ndarray:
+    """Disparity on valid pixels (0 elsewhere): ``1 / depth`` for ``depth``, the label itself for ``disparity``
+    and ``relative_disparity``."""
+    label = label.astype(np.float32, copy=False)
+    if kind == "depth":
+        return np.where(valid, 1.0 / np.where(valid, label, 1.0), 0.0).astype(np.float32)
+    if kind in ("disparity", "relative_disparity"):
+        return np.where(valid, label, 0.0).astype(np.float32)
+    raise ValueError(f"unknown label kind {kind!r}")
+
+
+def normalize_per_map(disparity: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``(x - min) / (max - min)`` over the valid pixels, so they span exactly ``[0, 1]``; invalid pixels are 0.
+    A map whose valid pixels are all equal (or that has none) becomes all zeros: it carries no relative depth and
+    the affine-invariant loss ignores a constant target's scale anyway."""
+    out = np.zeros(disparity.shape, np.float32)
+    if not valid.any():
+        return out
+    values = disparity[valid]
+    low, high = float(values.min()), float(values.max())
+    if high > low:
+        out[valid] = (values - low) / (high - low)
+    return out
+
+
+def _image_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8 -> 3 x H x W float32 in [0, 1]. Converted in numpy: single-threaded and fast, where torch's
+    small-op intra-op threading is several times slower in the main process (``num_workers=0``)."""
+    chw = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
+    return torch.from_numpy(np.divide(chw, 255.0, out=chw))
+
+
+class TrainTransform:
+    """Training: shorter side -> ``size``, random ``size`` x ``size`` crop, labels -> per-map normalised disparity.
+
+    Steps: resize the image (PIL bicubic) so its shorter side is ``size``; draw the crop offset from ``rng``;
+    take the same crop of the label, the valid mask and the sky mask through one nearest-neighbour index map;
+    convert the label to disparity (``1/d`` for depth; disparities as they are) on valid pixels; set sky pixels to
+    disparity 0 and count them as valid (Sec. 3.2: "set its disparity value as 0 (farthest)"), before normalising,
+    so sky stays the farthest value of the map; normalise the crop to ``[0, 1]`` over its valid pixels
+    (:func:`normalize_per_map`). The normalisation is over the crop, i.e. the map the network is trained on.
+
+    Returns ``{"image": 3 x S x S float32 in [0, 1] (not ImageNet-normalised), "label": S x S float32 in [0, 1],
+    "mask": S x S bool, "key": str, "label_kind": str}``; ``label``/``mask`` only for labeled samples.
+    Raises ``SampleError`` for images under 14 px per side (the pipeline skips and logs such samples).
+    """
+
+    def __init__(self, size: int = 518) -> None:
+        if size < MIN_SIDE:
+            raise ValueError(f"size must be at least {MIN_SIDE}, got {size}")
+        self.size = size
+
+    def _resize_crop(self, sample: Sample, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cropped resized image and the crop's source row/column indices for nearest-resized maps."""
+        _check_size(sample)
+        height, width = sample.image.shape[:2]
+        h, w = short_side_size(height, width, self.size)
+        top = int(rng.integers(0, h - self.size + 1))
+        left = int(rng.integers(0, w - self.size + 1))
+        image = np.asarray(Image.fromarray(sample.image).resize((w, h), Image.Resampling.BICUBIC))
+        image = image[top : top + self.size, left : left + self.size]
+        rows = nearest_indices(height, h)[top : top + self.size]
+        cols = nearest_indices(width, w)[left : left + self.size]
+        return image, rows, cols
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> dict[str, Any]:
+        image, rows, cols = self._resize_crop(sample, rng)
+        out: dict[str, Any] = {"image": _image_tensor(image), "key": sample.key, "label_kind": sample.label_kind}
+        if sample.label is None:
+            return out
+        index = (rows[:, None], cols[None, :])  # crop first, then work on S x S pixels only
+        label = sample.label[index]
+        valid = _valid(label, None if sample.mask is None else sample.mask[index], sample.label_kind)
+        disparity = label_to_disparity(label, valid, sample.label_kind)
+        if sample.sky is not None:
+            sky = sample.sky[index]
+            disparity[sky] = 0.0
+            valid = valid | sky
+        out["label"] = torch.from_numpy(normalize_per_map(disparity, valid))
+        out["mask"] = torch.from_numpy(np.ascontiguousarray(valid))
+        return out
+
+
+class UnlabeledTransform(TrainTransform):
+    """Unlabeled and pseudo-labeled training samples: exactly the :class:`TrainTransform` resize and crop.
+
+    A sample without a label yields ``{"image", "key", "label_kind": None}``; a pseudo-labeled sample
+    (``label_kind == "relative_disparity"``) keeps its label, cropped with the image and normalised per map like any
+    label, plus its ``mask``. One batch must not mix both (the collate refuses it with a clear error).
+    """
+
+
+class EvalTransform:
+    """Evaluation / inference: no crop; the image is resized to :func:`lower_bound_size` (aspect ratio kept, shorter
+    side >= ``size``, both sides multiples of 14) with the official preprocessing's resize (torch bicubic,
+    ``align_corners=False``, no antialias, as :func:`anydepth.models.preprocess.prepare_images`; values may overshoot
+    ``[0, 1]`` slightly, as there). The label stays at its ORIGINAL resolution and in its stored kind and unit (e.g.
+    depth in metres: the metrics align the prediction to ``1 / depth`` themselves): the prediction is upsampled to the
+    label, as the paper evaluates "at the original resolution by interpolating the prediction".
+
+    Returns ``{"image": 3 x h x w float32, "original_size": int64 tensor [H, W], "key", "label_kind"}`` plus
+    ``"label"`` (H x W float32, raw) and ``"mask"`` (H x W bool, :func:`valid_pixels`) for labeled samples.
+    Samples of different sizes cannot be stacked: evaluate with batch size 1 (the default of the eval loaders), or
+    only batch shards whose images share one size; the collate raises a clear error otherwise.
+    """
+
+    def __init__(self, size: int = 518) -> None:
+        if size < MIN_SIDE:
+            raise ValueError(f"size must be at least {MIN_SIDE}, got {size}")
+        self.size = size
+
+    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> dict[str, Any]:
+        _check_size(sample)
+        height, width = sample.image.shape[:2]
+        image = _image_tensor(sample.image)[None]
+        size = lower_bound_size(height, width, self.size)
+        image = F.interpolate(image, size=size, mode="bicubic", align_corners=False)
+        out: dict[str, Any] = {
+            "image": image[0],
+            "original_size": torch.tensor([height, width]),
+            "key": sample.key,
+            "label_kind": sample.label_kind,
+        }
+        if sample.label is not None:
+            valid = valid_pixels(sample)
+            out["label"] = torch.from_numpy(np.where(valid, sample.label, 0.0).astype(np.float32))
+            out["mask"] = torch.from_numpy(valid)
+        return out
