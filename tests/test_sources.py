@@ -6,7 +6,6 @@ import re
 import sys
 import types
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -31,61 +30,26 @@ from anydepth.data.sources.folders import (
     unique_keys,
 )
 
-H, W = 20, 30
+from fabricate import (
+    BLENDEDMVS_SCENES,
+    DIML_INDOOR,
+    IRS_OFFICE,
+    MEGADEPTH_BASE,
+    H,
+    W,
+    depth_mm,
+    fabricate,
+    hrwsi_disparity,
+    megadepth,
+    ramp,
+    rgb,
+    write_image,
+    write_npy,
+    write_pfm,
+    write_png16,
+)
+
 KEY = re.compile(r"^[A-Za-z0-9_\-/]+$")
-
-
-# ------------------------------------------------------------------------------------------- writers
-
-
-def rgb(seed: int = 0, h: int = H, w: int = W) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def write_image(path: Path, seed: int = 0, h: int = H, w: int = W, **save: Any) -> np.ndarray:
-    """Write an RGB image (lossless unless the suffix is .jpg) and return its pixels."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = rgb(seed, h, w)
-    Image.fromarray(pixels).save(path, **save)
-    return pixels
-
-
-def write_png16(path: Path, values: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(values.astype(np.uint16))
-    assert image.mode == "I;16"
-    image.save(path)
-
-
-def write_png8(path: Path, values: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(values.astype(np.uint8)).save(path)
-
-
-def write_npy(path: Path, values: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, values)
-
-
-def write_pfm(path: Path, values: np.ndarray, little_endian: bool = True) -> None:
-    """Write a PFM: rows bottom-to-top, scale sign = endianness."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    colour = values.ndim == 3
-    header = f"{'PF' if colour else 'Pf'}\n{values.shape[1]} {values.shape[0]}\n{-1.0 if little_endian else 1.0}\n"
-    data = np.flipud(values).astype("<f4" if little_endian else ">f4")
-    path.write_bytes(header.encode() + data.tobytes())
-
-
-def depth_mm(seed: int = 0) -> np.ndarray:
-    """An asymmetric uint16 depth in millimetres with a few zeros (invalid)."""
-    values = np.random.default_rng(seed).integers(500, 20000, (H, W)).astype(np.uint16)
-    values[0, :3] = 0
-    return values
-
-
-def ramp(offset: float = 1.0) -> np.ndarray:
-    """An asymmetric float32 H x W array (row i, column j -> offset + i + j / 100)."""
-    return (offset + np.arange(H)[:, None] + np.arange(W)[None, :] / 100).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------- checks
@@ -170,12 +134,8 @@ def test_keys_are_sanitized_and_unique() -> None:
 
 def test_image_folder(tmp_path: Path) -> None:
     root = tmp_path / "imgs"
-    a = write_image(root / "a.png", 1)
-    write_image(root / "sub dir" / "b.v2.JPG", 2, format="JPEG")
-    write_image(root / "sub dir" / "c.webp", 3, lossless=True)
-    write_image(root / ".hidden.png", 4)
-    write_image(root / ".cache" / "d.png", 5)
-    (root / "notes.txt").write_text("not an image")
+    assert fabricate("images", root) == 3
+    a = rgb(1)
     samples = by_key(check(ImageFolderSource(root), 3))
     assert set(samples) == {"a_png", "sub_dir/b_v2_JPG", "sub_dir/c_webp"}
     np.testing.assert_array_equal(samples["a_png"].image, a)
@@ -222,18 +182,8 @@ def test_image_folder_errors_and_corrupt_file(tmp_path: Path) -> None:
 
 
 def test_rgbd_folder_depth(tmp_path: Path) -> None:
-    write_image(tmp_path / "images" / "a.png", 1)
-    write_image(tmp_path / "images" / "seq.1" / "b.jpg", 2)
-    write_image(tmp_path / "images" / "seq.1" / "c.png", 3)
+    assert fabricate("rgbd-folder", tmp_path) == 3
     mm = depth_mm()
-    write_png16(tmp_path / "depth" / "a.png", mm)
-    write_npy(tmp_path / "depth" / "seq.1" / "b.npy", ramp())
-    write_pfm(tmp_path / "depth" / "seq.1" / "c.pfm", ramp(5.0))
-    write_png16(tmp_path / "depth" / "orphan.png", mm)  # a label without an image is ignored
-    valid = np.ones((H, W), np.uint8) * 255
-    valid[:, :2] = 0
-    write_png8(tmp_path / "masks" / "a.png", valid)
-    write_png8(tmp_path / "sky" / "a.png", (np.arange(H)[:, None] < 4).repeat(W, 1))
     source = RGBDFolderSource(tmp_path)
     assert source.label_kind == "depth"
     samples = by_key(check(source, 3))
@@ -288,16 +238,8 @@ def test_rgbd_folder_size_mismatch_and_corrupt(tmp_path: Path) -> None:
 
 
 def test_blendedmvs(tmp_path: Path) -> None:
-    pids = ["5a0271884e62597cdee0d0eb", "5b08286b2775267d5b0634ba"]
-    for i, pid in enumerate(pids):
-        for frame in ("00000000", "00000001"):
-            write_image(tmp_path / pid / "blended_images" / f"{frame}.jpg", i, format="JPEG")
-            write_image(tmp_path / pid / "blended_images" / f"{frame}_masked.jpg", i, format="JPEG")
-            depth = ramp(float(i))
-            depth[-1, -1] = 0.0
-            write_pfm(tmp_path / pid / "rendered_depth_maps" / f"{frame}.pfm", depth)
-    (tmp_path / "training_list.txt").write_text(pids[0] + "\n")
-    (tmp_path / "validation_list.txt").write_text(pids[1] + "\n")
+    pids = list(BLENDEDMVS_SCENES)
+    assert fabricate("blendedmvs", tmp_path) == 4
     samples = by_key(check(BlendedMVSSource(tmp_path), 4))
     sample = samples[f"{pids[1]}/00000001"]
     np.testing.assert_array_equal(sample.label[:-1], ramp(1.0)[:-1])
@@ -319,20 +261,9 @@ def test_blendedmvs(tmp_path: Path) -> None:
 
 
 def test_diml_layouts(tmp_path: Path) -> None:
+    assert fabricate("diml", tmp_path) == 3
     mm = depth_mm()
-    full = tmp_path / "indoor" / "16. Billiard Hall" / "180208" / "B1"  # full indoor release
-    write_image(full / "col" / "in_180208_1_c.png", 1)
-    write_png16(full / "up_png" / "in_180208_1_ud.png", mm)
-    write_png16(full / "raw_png" / "in_180208_1_rd.png", mm)  # unused
-    sample_rel = tmp_path / "indoor" / "train" / "HR" / "11. Bedroom"  # "sample" indoor release
-    write_image(sample_rel / "color" / "in_1_c.png", 2)
-    write_png16(sample_rel / "depth_filled" / "in_1_depth_filled.png", mm)
-    out = tmp_path / "outdoor" / "170721_C0" / "1"  # full outdoor release
-    write_image(out / "left" / "out_1_left.png", 3)
-    write_png16(out / "depth" / "out_1_depth.png", mm)
-    conf = np.full((H, W), 255, np.uint8)
-    conf[:, 0] = 100  # low confidence
-    write_png8(out / "conf" / "out_1_conf.png", conf)
+    full = tmp_path / DIML_INDOOR  # full indoor release
     samples = by_key(check(DIMLSource(tmp_path), 3))
     assert set(samples) == {
         "indoor/16__Billiard_Hall/180208/B1/col/in_180208_1_c",
@@ -361,15 +292,8 @@ def test_diml_layouts(tmp_path: Path) -> None:
 
 
 def test_hrwsi(tmp_path: Path) -> None:
-    disp8 = np.random.default_rng(0).integers(0, 256, (H, W)).astype(np.uint8)
-    disp16 = np.random.default_rng(1).integers(0, 65536, (H, W)).astype(np.uint16)
-    valid = np.full((H, W), 255, np.uint8)
-    valid[:2] = 0
-    for split, name, disp in (("train", "100", disp8), ("train", "101", disp16), ("val", "200", disp8)):
-        write_image(tmp_path / split / "imgs" / f"{name}.jpg", int(name), format="JPEG")
-        (write_png16 if disp.dtype == np.uint16 else write_png8)(tmp_path / split / "gts" / f"{name}.png", disp)
-        if name != "101":
-            write_png8(tmp_path / split / "valid_masks" / f"{name}.png", valid)
+    assert fabricate("hrwsi", tmp_path) == 3
+    disp8, disp16 = hrwsi_disparity(8), hrwsi_disparity(16)
     samples = by_key(check(HRWSISource(tmp_path), 3))
     assert set(samples) == {"train/100", "train/101", "val/200"}
     np.testing.assert_array_equal(samples["train/100"].label, disp8.astype(np.float32))
@@ -391,16 +315,8 @@ def test_hrwsi(tmp_path: Path) -> None:
 
 
 def test_irs(tmp_path: Path) -> None:
-    home = tmp_path / "Home" / "ArchVizInterior03Data"
-    office = tmp_path / "Office" / "Office01"
-    write_image(home / "l_1.png", 1)
-    write_image(home / "r_1.png", 9)
-    write_npy(home / "d_1.npy", ramp(2.0))
-    write_image(home / "l_2.png", 2)
-    write_pfm(home / "d_2.pfm", ramp(3.0))
-    write_image(office / "l_10.png", 3)
-    write_npy(office / "d_10.npy", ramp(4.0))
-    (office / "d_10.exr").write_bytes(b"exr")  # .npy wins
+    assert fabricate("irs", tmp_path) == 3
+    office = tmp_path / IRS_OFFICE
     samples = by_key(check(IRSSource(tmp_path), 3))
     assert set(samples) == {"Home/ArchVizInterior03Data/l_1", "Home/ArchVizInterior03Data/l_2", "Office/Office01/l_10"}
     np.testing.assert_array_equal(samples["Home/ArchVizInterior03Data/l_1"].label, ramp(2.0))
@@ -420,15 +336,9 @@ def test_irs(tmp_path: Path) -> None:
 
 
 def _megadepth(tmp_path: Path) -> Path:
-    base = tmp_path / "phoenix" / "S6" / "zl548" / "MegaDepth_v1"
-    write_image(base / "0001" / "dense0" / "imgs" / "1234_abc_o.jpg", 1, format="JPEG")
-    write_npy(base / "0001" / "dense0" / "depths" / "1234_abc_o.npy", ramp(1.0))
-    write_image(base / "0001" / "dense1" / "imgs" / "P1010480.JPG", 2, format="JPEG")
-    write_npy(base / "0001" / "dense1" / "depths" / "P1010480.npy", ramp(2.0))
-    write_image(base / "0204" / "dense0" / "imgs" / "x.y.jpg", 3, format="JPEG")
-    (base / "0204" / "dense0" / "depths").mkdir(parents=True)
-    (base / "0204" / "dense0" / "depths" / "x.y.h5").write_bytes(b"hdf5 placeholder")
-    return base
+    """The fabricated MegaDepth with x.y's depth only as an .h5 placeholder; returns the MegaDepth_v1 folder."""
+    assert megadepth(tmp_path, h5=True) == 3
+    return tmp_path / MEGADEPTH_BASE
 
 
 def test_megadepth_npy_and_h5_without_h5py(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -476,14 +386,7 @@ def test_megadepth_h5_with_h5py(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_tartanair(tmp_path: Path) -> None:
-    for difficulty in ("Easy", "Hard"):
-        traj = tmp_path / "abandonedfactory" / difficulty / "P000"
-        for frame in ("000000", "000001"):
-            write_image(traj / "image_left" / f"{frame}_left.png", int(frame) + 1)
-            depth = ramp(1.0)
-            depth[:3] = 10000.0  # sky sphere
-            write_npy(traj / "depth_left" / f"{frame}_left_depth.npy", depth)
-        write_image(traj / "image_right" / "000000_right.png")  # unused
+    assert fabricate("tartanair", tmp_path) == 4
     samples = by_key(check(TartanAirSource(tmp_path), 4))
     sample = samples["abandonedfactory/Easy/P000/image_left/000001_left"]
     assert sample.sky is not None and sample.sky[:3].all() and not sample.sky[3:].any()
