@@ -72,7 +72,7 @@ shards-diml: install  ## DIML/CVL RGB-D: ROOT=unpacked folder (indoor col/ + up_
 shards-hrwsi: install  ## HR-WSI: ROOT=dir with {train,val}/imgs/*.jpg + gts/*.png (+ valid_masks/)
 	$(call build-shards,hrwsi,hrwsi)
 
-shards-irs: install  ## IRS: ROOT=<Category>/<Scene>/l_<N>.png + d_<N>.npy or .pfm (disparity converted from .exr)
+shards-irs: install  ## IRS: ROOT=<Category>/<Scene>/l_<N>.png + d_<N>.exr (or converted d_<N>.npy/.pfm)
 	$(call build-shards,irs,irs)
 
 shards-megadepth: install  ## MegaDepth v1: ROOT=MegaDepth_v1/ (<scene>/dense<k>/imgs/*.jpg + depths/*.h5 or .npy)

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
+import OpenEXR
 from PIL import Image
 
 from anydepth.data.sources.demo import bundled_photos
@@ -61,6 +63,20 @@ def write_pfm(path: Path, values: np.ndarray, little_endian: bool = True) -> Non
     header = f"{'PF' if colour else 'Pf'}\n{values.shape[1]} {values.shape[0]}\n{-1.0 if little_endian else 1.0}\n"
     data = np.flipud(values).astype("<f4" if little_endian else ">f4")
     path.write_bytes(header.encode() + data.tobytes())
+
+
+def write_exr(path: Path, channels: dict[str, np.ndarray]) -> None:
+    """Write a scanline OpenEXR file (ZIP) with the given named channels (float32 -> FLOAT, float16 -> HALF)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    OpenEXR.File(header, {name: np.ascontiguousarray(values) for name, values in channels.items()}).write(str(path))
+
+
+def write_h5(path: Path, values: np.ndarray, dataset: str = "depth") -> None:
+    """Write an HDF5 file holding ``values`` as ``dataset`` (MegaDepth's depth layout)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset(dataset, data=values)
 
 
 def depth_mm(seed: int = 0) -> np.ndarray:
@@ -175,8 +191,9 @@ IRS_OFFICE = Path("Office") / "Office01"
 
 
 def irs(root: Path) -> int:
-    """``irs``: Home/ArchVizInterior03Data l_1 (.npy ``ramp(2.0)``, a right view) and l_2 (.pfm ``ramp(3.0)``),
-    Office/Office01 l_10 (.npy ``ramp(4.0)`` beside an .exr)."""
+    """``irs``: Home/ArchVizInterior03Data l_1 (converted .npy ``ramp(2.0)``, a right view) and l_2 (converted .pfm
+    ``ramp(3.0)``), Office/Office01 l_10 (published single-channel "Y" .exr ``ramp(4.0)``, beside a stale converted
+    .npy ``ramp(40.0)`` that the .exr takes precedence over)."""
     home = root / "Home" / "ArchVizInterior03Data"
     office = root / IRS_OFFICE
     write_image(home / "l_1.png", 1)
@@ -185,29 +202,25 @@ def irs(root: Path) -> int:
     write_image(home / "l_2.png", 2)
     write_pfm(home / "d_2.pfm", ramp(3.0))
     write_image(office / "l_10.png", 3)
-    write_npy(office / "d_10.npy", ramp(4.0))
-    (office / "d_10.exr").write_bytes(b"exr")  # .npy wins
+    write_exr(office / "d_10.exr", {"Y": ramp(4.0)})
+    write_npy(office / "d_10.npy", ramp(40.0))  # the published .exr wins
     return 3
 
 
 MEGADEPTH_BASE = Path("phoenix") / "S6" / "zl548" / "MegaDepth_v1"
 
 
-def megadepth(root: Path, h5: bool = False) -> int:
-    """``megadepth`` below ``root / MEGADEPTH_BASE``: 0001/dense0 and 0001/dense1 with .npy depth ``ramp(1.0)`` and
-    ``ramp(2.0)``; 0204/dense0/imgs/x.y.jpg with .npy ``ramp(3.0)``, or with an .h5 placeholder when ``h5``
-    (readable only with h5py)."""
+def megadepth(root: Path) -> int:
+    """``megadepth`` below ``root / MEGADEPTH_BASE``: 0001/dense0 with converted .npy depth ``ramp(1.0)``; 0001/dense1
+    with published .h5 (dataset "depth", float32) ``ramp(2.0)``; 0204/dense0/imgs/x.y.jpg with published .h5 (float64)
+    ``ramp(3.0)``."""
     base = root / MEGADEPTH_BASE
     write_image(base / "0001" / "dense0" / "imgs" / "1234_abc_o.jpg", 1, format="JPEG")
     write_npy(base / "0001" / "dense0" / "depths" / "1234_abc_o.npy", ramp(1.0))
     write_image(base / "0001" / "dense1" / "imgs" / "P1010480.JPG", 2, format="JPEG")
-    write_npy(base / "0001" / "dense1" / "depths" / "P1010480.npy", ramp(2.0))
+    write_h5(base / "0001" / "dense1" / "depths" / "P1010480.h5", ramp(2.0))
     write_image(base / "0204" / "dense0" / "imgs" / "x.y.jpg", 3, format="JPEG")
-    if h5:
-        (base / "0204" / "dense0" / "depths").mkdir(parents=True)
-        (base / "0204" / "dense0" / "depths" / "x.y.h5").write_bytes(b"hdf5 placeholder")
-    else:
-        write_npy(base / "0204" / "dense0" / "depths" / "x.y.npy", ramp(3.0))
+    write_h5(base / "0204" / "dense0" / "depths" / "x.y.h5", ramp(3.0).astype(np.float64))
     return 3
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ from anydepth.data.sources.datasets import (
 from anydepth.data.sources.folders import (
     ImageFolderSource,
     RGBDFolderSource,
+    read_exr,
     read_label,
     read_pfm,
     sanitize_key,
@@ -40,9 +39,10 @@ from fabricate import (
     depth_mm,
     fabricate,
     hrwsi_disparity,
-    megadepth,
     ramp,
     rgb,
+    write_exr,
+    write_h5,
     write_image,
     write_npy,
     write_pfm,
@@ -120,6 +120,27 @@ def test_read_label_formats_and_errors(tmp_path: Path) -> None:
     write_image(tmp_path / "c.png")  # colour PNG is not a label
     with pytest.raises(ValueError, match="single-channel"):
         read_label(tmp_path / "c.png")
+
+
+def test_read_exr_channels_and_errors(tmp_path: Path) -> None:
+    values = ramp()  # asymmetric: a flip or transpose changes the values/shape
+    write_exr(tmp_path / "y.exr", {"Y": values})
+    out = read_exr(tmp_path / "y.exr")
+    assert out.dtype == np.float32 and out.shape == (H, W)
+    np.testing.assert_array_equal(out, values)
+    np.testing.assert_array_equal(read_label(tmp_path / "y.exr"), values)  # read_label dispatches .exr
+    write_exr(tmp_path / "one.exr", {"disparity": values.astype(np.float16)})  # any single channel, HALF pixels
+    np.testing.assert_array_equal(read_exr(tmp_path / "one.exr"), values.astype(np.float16).astype(np.float32))
+    write_exr(tmp_path / "rgb.exr", {"R": values, "G": values * 2, "B": values * 3})  # grey saved as RGB -> R
+    np.testing.assert_array_equal(read_exr(tmp_path / "rgb.exr"), values)
+    write_exr(tmp_path / "ya.exr", {"A": values * 2, "Y": values})  # Y preferred over other channels
+    np.testing.assert_array_equal(read_exr(tmp_path / "ya.exr"), values)
+    write_exr(tmp_path / "za.exr", {"Z": values, "A": values * 2})  # two unrelated channels
+    with pytest.raises(ValueError, match=r"za\.exr: OpenEXR file has channels A, Z; expected a single channel or"):
+        read_exr(tmp_path / "za.exr")
+    corrupt(tmp_path / "bad.exr")
+    with pytest.raises(ValueError, match=r"bad\.exr: not a readable OpenEXR file"):
+        read_label(tmp_path / "bad.exr")
 
 
 def test_keys_are_sanitized_and_unique() -> None:
@@ -221,6 +242,15 @@ def test_rgbd_folder_disparity_split_and_errors(tmp_path: Path) -> None:
         RGBDFolderSource(tmp_path)
 
 
+def test_rgbd_folder_exr_labels(tmp_path: Path) -> None:
+    write_image(tmp_path / "images" / "a.png", 1)
+    write_exr(tmp_path / "depth" / "a.exr", {"Y": ramp(6.0)})
+    source = RGBDFolderSource(tmp_path)
+    (sample,) = check(source, 1)
+    np.testing.assert_array_equal(sample.label, ramp(6.0))  # used as is, no png_scale
+    assert sample.meta["files"]["label"] == "depth/a.exr" and "png_scale" not in sample.meta
+
+
 def test_rgbd_folder_size_mismatch_and_corrupt(tmp_path: Path) -> None:
     write_image(tmp_path / "images" / "a.png")
     write_npy(tmp_path / "depth" / "a.npy", np.ones((H + 1, W), np.float32))
@@ -316,70 +346,86 @@ def test_hrwsi(tmp_path: Path) -> None:
 
 def test_irs(tmp_path: Path) -> None:
     assert fabricate("irs", tmp_path) == 3
-    office = tmp_path / IRS_OFFICE
     samples = by_key(check(IRSSource(tmp_path), 3))
     assert set(samples) == {"Home/ArchVizInterior03Data/l_1", "Home/ArchVizInterior03Data/l_2", "Office/Office01/l_10"}
     np.testing.assert_array_equal(samples["Home/ArchVizInterior03Data/l_1"].label, ramp(2.0))
     np.testing.assert_array_equal(samples["Home/ArchVizInterior03Data/l_2"].label, ramp(3.0))
+    np.testing.assert_array_equal(samples["Office/Office01/l_10"].label, ramp(4.0))  # the .exr, not the stale .npy
     assert samples["Office/Office01/l_10"].meta["category"] == "Office"
-    assert samples["Office/Office01/l_10"].meta["files"]["label"] == "Office/Office01/d_10.npy"
+    assert samples["Office/Office01/l_10"].meta["files"]["label"] == "Office/Office01/d_10.exr"
+    assert samples["Home/ArchVizInterior03Data/l_1"].meta["files"]["label"] == "Home/ArchVizInterior03Data/d_1.npy"
     assert len(IRSSource(tmp_path, split="home").items()) == 2
-    write_image(office / "l_11.png", 4)
-    (office / "d_11.exr").write_bytes(b"exr")
-    with pytest.raises(SourceError, match=r"OpenEXR.*1 of 4 images with only d_<N>\.exr: Office/Office01/l_11\.png"):
-        IRSSource(tmp_path).items()
     with pytest.raises(SourceError, match="l_<N>.png"):
         IRSSource(tmp_path, split="Store").items()
+
+
+def test_irs_exr_channels_and_errors(tmp_path: Path) -> None:
+    """Published d_<N>.exr in other channel layouts: RGB -> R; two unrelated channels -> a clear ValueError."""
+    fabricate("irs", tmp_path)
+    office = tmp_path / IRS_OFFICE
+    disparity = ramp(6.0)
+    disparity[2, 7] = 0.0  # invalid pixel
+    write_image(office / "l_11.png", 4)
+    write_exr(office / "d_11.exr", {"R": disparity, "G": disparity + 1, "B": disparity + 2})
+    write_image(office / "l_12.png", 5)
+    write_exr(office / "d_12.exr", {"Z": ramp(), "A": ramp()})
+    source = IRSSource(tmp_path, split="Office")
+    items = {item.key: item for item in source.items()}
+    assert sorted(items) == ["Office/Office01/l_10", "Office/Office01/l_11", "Office/Office01/l_12"]
+    sample = source.load(items["Office/Office01/l_11"])
+    validate_sample(sample)
+    np.testing.assert_array_equal(sample.label, disparity)
+    assert not sample.valid_mask()[2, 7] and sample.valid_mask()[2, 8]
+    with pytest.raises(ValueError, match=r"d_12\.exr: OpenEXR file has channels A, Z"):
+        source.load(items["Office/Office01/l_12"])
+    write_image(office / "l_13.png", 6)  # no d_13 at all
+    with pytest.raises(SourceError, match=r"d_<N>\.exr.*1 of 6 images without one: Office/Office01/l_13\.png"):
+        IRSSource(tmp_path).items()
 
 
 # ------------------------------------------------------------------------------------------- MegaDepth
 
 
-def _megadepth(tmp_path: Path) -> Path:
-    """The fabricated MegaDepth with x.y's depth only as an .h5 placeholder; returns the MegaDepth_v1 folder."""
-    assert megadepth(tmp_path, h5=True) == 3
-    return tmp_path / MEGADEPTH_BASE
-
-
-def test_megadepth_npy_and_h5_without_h5py(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    base = _megadepth(tmp_path)
-    monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py -> ImportError
-    with pytest.raises(SourceError, match=r"h5py.*1 of 3 images with only \.h5 depth: 0204/dense0/imgs/x\.y\.jpg"):
-        MegaDepthSource(tmp_path).items()
-    (base / "0204" / "dense0" / "depths" / "x.y.h5").unlink()
-    write_npy(base / "0204" / "dense0" / "depths" / "x.y.npy", ramp(3.0))
+def test_megadepth(tmp_path: Path) -> None:
+    assert fabricate("megadepth", tmp_path) == 3
+    base = tmp_path / MEGADEPTH_BASE
     samples = by_key(check(MegaDepthSource(tmp_path), 3))
     assert set(samples) == {"0001/dense0/1234_abc_o", "0001/dense1/P1010480", "0204/dense0/x_y"}
-    np.testing.assert_array_equal(samples["0001/dense1/P1010480"].label, ramp(2.0))
+    np.testing.assert_array_equal(samples["0001/dense0/1234_abc_o"].label, ramp(1.0))  # converted .npy
+    np.testing.assert_array_equal(samples["0001/dense1/P1010480"].label, ramp(2.0))  # published .h5, float32
+    np.testing.assert_array_equal(samples["0204/dense0/x_y"].label, ramp(3.0))  # published .h5, float64
     assert samples["0204/dense0/x_y"].meta["files"]["image"] == "0204/dense0/imgs/x.y.jpg"
+    assert samples["0204/dense0/x_y"].meta["files"]["label"] == "0204/dense0/depths/x.y.h5"
+    assert samples["0001/dense0/1234_abc_o"].meta["files"]["label"] == "0001/dense0/depths/1234_abc_o.npy"
     assert len(MegaDepthSource(base).items()) == 3  # root = the MegaDepth_v1 folder itself
     with pytest.raises(SourceError, match="no splits"):
         MegaDepthSource(tmp_path, split="train")
     with pytest.raises(SourceError, match="dense0/imgs"):
         MegaDepthSource(base / "0001" / "dense0").items()
+    (base / "0204" / "dense0" / "depths" / "x.y.h5").unlink()
+    with pytest.raises(SourceError, match=r"1 of 3 images without one: 0204/dense0/imgs/x\.y\.jpg"):
+        MegaDepthSource(tmp_path).items()
 
 
-def test_megadepth_h5_with_h5py(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With h5py importable, .h5 depth is read from dataset "depth" (a stand-in module: h5py is optional)."""
-    _megadepth(tmp_path)
+def test_megadepth_h5_depth_read_directly(tmp_path: Path) -> None:
+    """The published .h5 (dataset "depth") is read with h5py, before a converted .npy beside it."""
+    fabricate("megadepth", tmp_path)
+    depths = tmp_path / MEGADEPTH_BASE / "0204" / "dense0" / "depths"
     depth = ramp(7.0)
-    depth[3, 4] = 0.0
-
-    class File:
-        def __init__(self, path: str, mode: str) -> None:
-            assert path.endswith("x.y.h5") and mode == "r"
-
-        def __enter__(self) -> dict[str, np.ndarray]:
-            return {"depth": depth.astype(np.float64)}
-
-        def __exit__(self, *args: object) -> None:
-            return None
-
-    monkeypatch.setitem(sys.modules, "h5py", types.SimpleNamespace(File=File))
-    samples = by_key(check(MegaDepthSource(tmp_path), 3))
-    label = samples["0204/dense0/x_y"].label
-    np.testing.assert_array_equal(label, depth)
-    assert not samples["0204/dense0/x_y"].valid_mask()[3, 4]
+    depth[3, 4] = 0.0  # invalid pixel
+    write_h5(depths / "x.y.h5", depth.astype(np.float64))
+    write_npy(depths / "x.y.npy", ramp(70.0))  # stale conversion: the .h5 wins
+    source = MegaDepthSource(tmp_path)
+    items = {item.key: item for item in source.items()}
+    sample = source.load(items["0204/dense0/x_y"])
+    validate_sample(sample)
+    assert sample.label.dtype == np.float32 and sample.label.shape == (H, W)
+    np.testing.assert_array_equal(sample.label, depth)
+    assert not sample.valid_mask()[3, 4] and sample.valid_mask()[4, 3]
+    assert sample.meta["files"]["label"] == "0204/dense0/depths/x.y.h5"
+    write_h5(depths / "x.y.h5", depth, dataset="other")
+    with pytest.raises(ValueError, match=r"x\.y\.h5: no HDF5 dataset 'depth' \(found: other\)"):
+        source.load(items["0204/dense0/x_y"])
 
 
 # ------------------------------------------------------------------------------------------- TartanAir

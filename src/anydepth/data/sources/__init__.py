@@ -6,7 +6,7 @@ import importlib
 
 from anydepth.data.sources.base import Source, SourceError, SourceItem
 
-# KIND -> "module:Class", imported on use so one reader's optional needs never break the others.
+# KIND -> "module:Class", imported on use (a reader's imports load only when that kind is built).
 SOURCES: dict[str, str] = {
     "images": "anydepth.data.sources.folders:ImageFolderSource",
     "rgbd-folder": "anydepth.data.sources.folders:RGBDFolderSource",

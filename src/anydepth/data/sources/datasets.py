@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 from PIL import Image
 
@@ -333,6 +334,7 @@ class HRWSISource(Source):
 # --------------------------------------------------------------------------------------------- IRS
 
 _IRS_LEFT = re.compile(r"^l_(\d+)\.png$", re.IGNORECASE)
+_IRS_LABELS = (".exr", ".npy", ".pfm")  # d_<N><ext>, in order of precedence: published first, then converted
 
 
 class IRSSource(Source):
@@ -342,16 +344,17 @@ class IRSSource(Source):
 
         <root>/<Category>/<Scene>/l_<N>.png     left image (used)    Category: Home, Office, Restaurant, Store
         <root>/<Category>/<Scene>/r_<N>.png     right image (unused)
-        <root>/<Category>/<Scene>/d_<N>.exr     left disparity, OpenEXR
+        <root>/<Category>/<Scene>/d_<N>.exr     left disparity, OpenEXR (used)
         <root>/<Category>/<Scene>/n_<N>.exr     normals (unused)
 
-    OpenEXR cannot be decoded with this package's dependencies (no OpenEXR/OpenCV), so the reader needs
-    the disparity converted next to each image as ``d_<N>.npy`` (float32 H x W) or ``d_<N>.pfm``, e.g.
-    once with ``np.save(p.with_suffix('.npy'), cv2.imread(str(p), cv2.IMREAD_UNCHANGED)[..., 0])``
-    (``OPENCV_IO_ENABLE_OPENEXR=1``); ``.npy`` wins when both exist. A left image with only an ``.exr``
-    raises ``SourceError`` explaining this. Label: ``disparity`` in pixels of the left image; values <= 0
-    or non-finite are invalid. ``split``: a category folder name (case-insensitive, e.g. ``Home``);
-    ``None`` = all. Keys: ``<Category>/<Scene>/l_<N>`` (any folder depth is accepted).
+    The published ``d_<N>.exr`` is read directly (``read_exr``, via the ``openexr`` package): a
+    single-channel file gives its only channel, a multi-channel one the channel named ``Y``, else ``R``;
+    any other channel set makes ``load`` raise a ``ValueError`` naming the file and its channels. A
+    disparity already converted to ``d_<N>.npy`` (float32 H x W) or ``d_<N>.pfm`` is accepted too. When
+    several exist for one image the published ``.exr`` is used first, then ``.npy``, then ``.pfm``. Every
+    left image needs one of them (else ``SourceError``). Label: ``disparity`` in pixels of the left image;
+    values <= 0 or non-finite are invalid. ``split``: a category folder name (case-insensitive, e.g.
+    ``Home``); ``None`` = all. Keys: ``<Category>/<Scene>/l_<N>`` (any folder depth is accepted).
     """
 
     name = "irs"
@@ -360,7 +363,6 @@ class IRSSource(Source):
     def items(self) -> list[SourceItem]:
         result: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         missing: list[str] = []
-        exr_only: list[str] = []
         total = 0
         for current, dirs, files in os.walk(self.root, followlinks=True):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -375,27 +377,21 @@ class IRSSource(Source):
                     continue
                 total += 1
                 index = match.group(1)
-                label = next((f"d_{index}{ext}" for ext in (".npy", ".pfm") if f"d_{index}{ext}" in names), None)
+                label = next((f"d_{index}{ext}" for ext in _IRS_LABELS if f"d_{index}{ext}" in names), None)
                 image_rel = (rel / name).as_posix()
                 if label is None:
-                    (exr_only if f"d_{index}.exr" in names else missing).append(image_rel)
+                    missing.append(image_rel)
                     continue
                 paths = {"image": str(folder / name), "label": str(folder / label)}
                 extra = {"category": rel.parts[0] if rel.parts else "", "scene": rel.as_posix()}
                 result.append((strip_ext(image_rel), paths, extra))
-        if exr_only:
-            raise layout_error(
-                self.name,
-                self.root,
-                "disparity as d_<N>.npy or d_<N>.pfm next to each l_<N>.png (OpenEXR is not readable without "
-                "OpenEXR/OpenCV; convert the d_<N>.exr files once, see the IRSSource docstring)",
-                f"{len(exr_only)} of {total} images with only d_<N>.exr: {examples(exr_only)}",
-            )
         if missing:
-            raise _missing_labels_error(self.name, self.root, "d_<N>.npy/.pfm next to every l_<N>.png", missing, total)
+            raise _missing_labels_error(
+                self.name, self.root, "d_<N>.exr (or converted .npy/.pfm) next to every l_<N>.png", missing, total
+            )
         if not result:
             where = f"in category {self.split!r}" if self.split else "anywhere"
-            raise layout_error(self.name, self.root, f"<Category>/<Scene>/l_<N>.png + d_<N>.npy {where}")
+            raise layout_error(self.name, self.root, f"<Category>/<Scene>/l_<N>.png + d_<N>.exr {where}")
         return keyed_items(result)
 
     def load(self, item: SourceItem) -> Sample:
@@ -409,22 +405,20 @@ class IRSSource(Source):
 _MEGADEPTH_PREFIX = Path("phoenix", "S6", "zl548", "MegaDepth_v1")
 
 
-def _has_h5py() -> bool:
-    try:
-        import h5py  # noqa: F401
-    except ImportError:
-        return False
-    return True
+_MEGADEPTH_LABELS = (".h5", ".npy")  # depths/<name><ext>, in order of precedence: published first, then converted
 
 
 def read_h5_depth(path: str | Path, dataset: str = "depth") -> np.ndarray:
-    """Read MegaDepth's ``depth`` HDF5 dataset as float32; needs the optional ``h5py`` package."""
-    try:
-        import h5py
-    except ImportError as err:
-        raise ImportError(f"{path}: reading MegaDepth .h5 depth needs h5py (pip install h5py) or .npy files") from err
+    """Read MegaDepth's ``depth`` HDF5 dataset (H x W, any numeric dtype) as float32, first row on top.
+
+    A file without that dataset, or whose dataset is not 2-D, is a ``ValueError`` naming the file."""
     with h5py.File(path, "r") as handle:
-        return np.asarray(handle[dataset], dtype=np.float32)
+        if dataset not in handle:
+            raise ValueError(f"{path}: no HDF5 dataset {dataset!r} (found: {', '.join(sorted(handle)) or 'none'})")
+        depth = np.asarray(handle[dataset], dtype=np.float32)
+    if depth.ndim != 2:
+        raise ValueError(f"{path}: HDF5 dataset {dataset!r} has shape {depth.shape}, expected H x W")
+    return depth
 
 
 class MegaDepthSource(Source):
@@ -436,11 +430,9 @@ class MegaDepthSource(Source):
         MegaDepth_v1/<scene>/dense<k>/imgs/<name>.jpg      RGB (undistorted)
         MegaDepth_v1/<scene>/dense<k>/depths/<name>.h5     HDF5, dataset "depth", float H x W
 
-    ``<scene>`` is a 4-digit id; ``dense0``, ``dense1``, ... are separate reconstructions. HDF5 needs
-    ``h5py``, which is optional and not a dependency of this package: with h5py installed the ``.h5`` files
-    are read directly; without it, convert once to ``depths/<name>.npy`` (float32 H x W, e.g.
-    ``np.save(p.with_suffix('.npy'), h5py.File(p)['depth'][()])`` on a machine with h5py). ``.npy`` wins
-    when both exist; ``.h5``-only depths without h5py raise ``SourceError`` from ``items`` (before any work).
+    ``<scene>`` is a 4-digit id; ``dense0``, ``dense1``, ... are separate reconstructions. The published
+    ``.h5`` depth is read directly with ``h5py`` (``read_h5_depth``); a depth already converted to
+    ``depths/<name>.npy`` (float32 H x W) is accepted too. When both exist the published ``.h5`` is used.
     Label: ``depth``, up to an unknown per-scene scale (SfM units); 0 (and any value <= 0 or non-finite) =
     invalid. ``split``: MegaDepth v1 has no official split in the archive, so only ``None`` is accepted.
     Every image needs a depth file (else ``SourceError``). Keys: ``<scene>/dense<k>/<name>``.
@@ -459,7 +451,6 @@ class MegaDepthSource(Source):
     def items(self) -> list[SourceItem]:
         result: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         missing: list[str] = []
-        h5_only: list[str] = []
         total = 0
         folders = [
             (scene, dense)
@@ -471,7 +462,6 @@ class MegaDepthSource(Source):
             raise layout_error(
                 self.name, self.base, f"<scene>/dense0/imgs/ + depths/ (below the root or {_MEGADEPTH_PREFIX})"
             )
-        h5py_ok = _has_h5py()
         for scene, dense in folders:
             folder = self.base / scene / dense
             depths = set(_listdir(folder / "depths"))
@@ -480,25 +470,14 @@ class MegaDepthSource(Source):
                     continue
                 total += 1
                 stem = strip_ext(name)
-                label = next((f"{stem}{ext}" for ext in (".npy", ".h5") if f"{stem}{ext}" in depths), None)
+                label = next((f"{stem}{ext}" for ext in _MEGADEPTH_LABELS if f"{stem}{ext}" in depths), None)
                 image_rel = f"{scene}/{dense}/imgs/{name}"
                 if label is None:
                     missing.append(image_rel)
                     continue
-                if label.endswith(".h5") and not h5py_ok:
-                    h5_only.append(image_rel)
-                    continue
                 paths = {"image": str(folder / "imgs" / name), "label": str(folder / "depths" / label)}
                 extra = {"scene": scene, "reconstruction": dense}
                 result.append((f"{scene}/{dense}/{stem}", paths, extra))
-        if h5_only:
-            raise layout_error(
-                self.name,
-                self.base,
-                "depths/<name>.npy, or depths/<name>.h5 with h5py installed (h5py is not; install it or convert "
-                "the .h5 depth to .npy once, see the MegaDepthSource docstring)",
-                f"{len(h5_only)} of {total} images with only .h5 depth: {examples(h5_only)}",
-            )
         if missing:
             raise _missing_labels_error(self.name, self.base, "dense<k>/depths/<name>.h5 or .npy", missing, total)
         if not result:

@@ -5,7 +5,8 @@ Helpers (also used by :mod:`anydepth.data.sources.datasets`):
 - ``read_rgb``: any PIL-readable image as H x W x 3 uint8 RGB (EXIF orientation optional).
 - ``read_png16``: a single-channel 8/16-bit PNG as float32, divided by a scale factor.
 - ``read_pfm``: a PFM file (``Pf`` grey or ``PF`` colour), rows flipped to top-to-bottom.
-- ``read_label``: dispatch on ``.png`` / ``.npy`` / ``.pfm`` to a 2-D float32 array.
+- ``read_exr``: one channel of an OpenEXR file (the only one, else ``Y`` or ``R``) as float32.
+- ``read_label``: dispatch on ``.png`` / ``.npy`` / ``.pfm`` / ``.exr`` to a 2-D float32 array.
 - ``read_mask``: any image as a boolean mask (non-zero = True).
 - ``find_files``, ``unique_keys``, ``strip_ext``, ``stem_index``: deterministic listing and keys.
 - ``layout_error``, ``describe_dir``, ``examples``: ``SourceError`` messages naming what was expected and found.
@@ -23,13 +24,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+import OpenEXR
 from PIL import Image, ImageOps
 
 from anydepth.data.schema import Sample
 from anydepth.data.sources.base import Source, SourceError, SourceItem
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-LABEL_EXTENSIONS: tuple[str, ...] = (".png", ".npy", ".pfm")
+LABEL_EXTENSIONS: tuple[str, ...] = (".png", ".npy", ".pfm", ".exr")
+EXR_CHANNELS: tuple[str, ...] = ("Y", "R")  # read_exr's choice, in order, when a file has several channels
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-/]")
 _GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
@@ -98,6 +101,31 @@ def read_pfm(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(array[::-1]).astype(np.float32)
 
 
+def read_exr(path: str | Path) -> np.ndarray:
+    """Read one channel of an OpenEXR file as H x W float32 (``HALF``/``FLOAT``/``UINT`` pixels), first row on top.
+
+    A single-channel file gives that channel, whatever its name; otherwise the channel named ``Y`` (luminance /
+    grey), else ``R`` (a grey value saved as RGB, e.g. by OpenCV). Any other channel set is a ``ValueError``
+    naming the file and its channels; so is a file OpenEXR cannot open. Only the first part of a multi-part
+    file is read."""
+    try:
+        with OpenEXR.File(str(path), separate_channels=True) as exr:
+            channels = {name: channel.pixels for name, channel in exr.channels().items()}
+    except RuntimeError as err:
+        raise ValueError(f"{path}: not a readable OpenEXR file ({err})") from err
+    if len(channels) == 1:
+        (pixels,) = channels.values()
+    else:
+        name = next((name for name in EXR_CHANNELS if name in channels), None)
+        if name is None:
+            raise ValueError(
+                f"{path}: OpenEXR file has channels {', '.join(sorted(channels)) or '(none)'}; expected a single "
+                f"channel or one named {' or '.join(repr(n) for n in EXR_CHANNELS)}"
+            )
+        pixels = channels[name]
+    return np.asarray(pixels).astype(np.float32)
+
+
 def _as_2d(array: np.ndarray, path: str | Path) -> np.ndarray:
     """Squeeze a 1 x H x W or H x W x 1 label to H x W float32; anything else is an error."""
     if array.ndim == 3 and 1 in (array.shape[0], array.shape[-1]):
@@ -108,7 +136,8 @@ def _as_2d(array: np.ndarray, path: str | Path) -> np.ndarray:
 
 
 def read_label(path: str | Path, png_scale: float = 1.0) -> np.ndarray:
-    """Read an H x W float32 label from ``.png`` (``value / png_scale``), ``.npy`` or ``.pfm`` (single channel)."""
+    """Read an H x W float32 label from ``.png`` (``value / png_scale``), ``.npy``, ``.pfm`` (single channel)
+    or ``.exr`` (see ``read_exr``: the only channel, else ``Y``, else ``R``)."""
     suffix = Path(path).suffix.lower()
     if suffix == ".png":
         return read_png16(path, png_scale)
@@ -116,6 +145,8 @@ def read_label(path: str | Path, png_scale: float = 1.0) -> np.ndarray:
         return _as_2d(np.load(path, allow_pickle=False), path)
     if suffix == ".pfm":
         return _as_2d(read_pfm(path), path)
+    if suffix == ".exr":
+        return _as_2d(read_exr(path), path)
     raise ValueError(f"{path}: unsupported label format {suffix!r} (expected one of {', '.join(LABEL_EXTENSIONS)})")
 
 
@@ -337,15 +368,16 @@ class RGBDFolderSource(Source):
     Layout (``<root>/<split>/...`` instead when ``split`` is given; ``None`` = ``<root>`` itself)::
 
         <root>/images/<rel>.{jpg,jpeg,png,bmp,webp,tif,tiff}   RGB, subfolders allowed
-        <root>/depth/<rel>.{png,npy,pfm}       label_kind "depth"      (exactly one of depth/ or disparity/)
-        <root>/disparity/<rel>.{png,npy,pfm}   label_kind "disparity"
+        <root>/depth/<rel>.{png,npy,pfm,exr}       label_kind "depth"      (exactly one of depth/ or disparity/)
+        <root>/disparity/<rel>.{png,npy,pfm,exr}   label_kind "disparity"
         <root>/masks/<rel>.png                 optional valid mask, non-zero = valid
         <root>/sky/<rel>.png                   optional sky mask, non-zero = sky
 
     ``<rel>`` is the path below each folder without extension (``images/a/b.jpg`` <-> ``depth/a/b.png``).
     Label formats: ``.png`` 8/16-bit single channel, divided by ``png_scale`` (default 1000: depth stored in
     millimetres -> metres; use ``png_scale=1`` for raw values, e.g. disparity x 1 or the dataset's own
-    scale); ``.npy`` float (or int) H x W, used as is; ``.pfm`` single-channel PFM, used as is. Units are
+    scale); ``.npy`` float (or int) H x W, used as is; ``.pfm`` single-channel PFM, used as is; ``.exr`` OpenEXR,
+    the only channel (else ``Y``, else ``R``; see ``read_exr``), used as is. Units are
     whatever the files hold after that scaling (metres for the default mm PNGs). Invalid pixels: 0, negative
     or non-finite values, plus pixels where ``masks/`` is zero when a mask exists (the mask is returned as
     ``Sample.mask`` and then overrides the ``label > 0`` default). Missing mask/sky files are allowed per item.
@@ -395,7 +427,7 @@ class RGBDFolderSource(Source):
             raise layout_error(
                 self.name,
                 self.base,
-                f"a {self.label_dir}/<stem>.{{png,npy,pfm}} for every image in images/",
+                f"a {self.label_dir}/<stem>.{{png,npy,pfm,exr}} for every image in images/",
                 f"{len(missing)} of {len(images)} images without a label: {examples(missing)}",
             )
         masks = stem_index(find_files(self.base / "masks", (".png",)))[0]
