@@ -10,6 +10,8 @@ every kind). A new kind in ``anydepth.data.sources.SOURCES`` needs a fabricator 
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -238,6 +240,245 @@ def tartanair(root: Path) -> int:
     return 4
 
 
+# ------------------------------------------------------------------------------------------- benchmarks
+# The six zero-shot evaluation benchmarks (anydepth.data.sources.benchmarks), each in its published file formats.
+
+_MAT_TYPES = {"i1": 1, "u1": 2, "i2": 3, "u2": 4, "i4": 5, "u4": 6, "f4": 7, "f8": 9, "i8": 12, "u8": 13}
+
+
+def _mat_element(kind: int, data: bytes, endian: str) -> bytes:
+    """One MAT v5 data element: the small format (data in the tag) for up to 4 bytes, else tag + data padded to 8."""
+    if len(data) <= 4:
+        return struct.pack(endian + "I", (len(data) << 16) | kind) + data.ljust(4, b"\0")
+    return struct.pack(endian + "II", kind, len(data)) + data + b"\0" * (-len(data) % 8)
+
+
+def write_mat_v5(
+    path: Path,
+    arrays: dict[str, np.ndarray],
+    storage: str = "f8",
+    compress: bool = True,
+    big_endian: bool = False,
+    strings: dict[str, str] | None = None,
+) -> None:
+    """Write a MATLAB v5 MAT file (what ``save`` writes by default, e.g. NYU's splits.mat): every array as a double
+    (mxDOUBLE_CLASS) whose data is stored as ``storage`` (MATLAB stores integral doubles in the smallest integer type)
+    in column-major order, each variable zlib-compressed (miCOMPRESSED) when ``compress``; ``strings`` adds char
+    variables (which readers of numeric arrays skip)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    e = ">" if big_endian else "<"
+    variables = [(name, 6, np.asarray(a, dtype=np.float64), storage) for name, a in arrays.items()]
+    variables += [(name, 4, np.array([[ord(c) for c in text]]), "u2") for name, text in (strings or {}).items()]
+    body = b""
+    for name, mx_class, array, stored in variables:
+        parts = (
+            _mat_element(6, struct.pack(e + "II", mx_class, 0), e)  # array flags
+            + _mat_element(5, np.asarray(array.shape, e + "i4").tobytes(), e)  # dimensions
+            + _mat_element(1, name.encode("ascii"), e)  # array name
+            + _mat_element(_MAT_TYPES[stored], array.astype(e + stored).tobytes(order="F"), e)  # real part
+        )
+        matrix = struct.pack(e + "II", 14, len(parts)) + parts  # miMATRIX
+        if compress:
+            packed = zlib.compress(matrix)
+            matrix = struct.pack(e + "II", 15, len(packed)) + packed  # miCOMPRESSED, not padded
+        body += matrix
+    text = b"MATLAB 5.0 MAT-file, Platform: GLNXA64, Created on: Thu Jan  1 00:00:00 2015"
+    header = text.ljust(116, b" ") + b"\0" * 8 + struct.pack(e + "HH", 0x0100, 0x4D49)
+    path.write_bytes(header + body)
+
+
+def write_nyu_mat(path: Path, images: np.ndarray, depths: np.ndarray) -> None:
+    """Write ``images`` (N x H x W x 3 uint8) and ``depths`` (N x H x W) like nyu_depth_v2_labeled.mat: MATLAB v7.3 =
+    HDF5 behind a 512-byte MATLAB header, MATLAB's H x W x 3 x N array stored with reversed dimensions, so h5py sees
+    images (N, 3, W, H) and depths (N, W, H); plus an unused rawDepths."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w", userblock_size=512) as handle:
+        for name, data, cls in (
+            ("images", images.transpose(0, 3, 2, 1), "uint8"),
+            ("depths", depths.astype(np.float32).transpose(0, 2, 1), "single"),
+            ("rawDepths", np.zeros(depths.shape, np.float32).transpose(0, 2, 1), "single"),
+        ):
+            handle.create_dataset(name, data=np.ascontiguousarray(data), chunks=True, compression="gzip")
+            handle[name].attrs["MATLAB_class"] = np.bytes_(cls)
+    with open(path, "r+b") as handle:
+        handle.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Thu Jan  1 00:00:00 2015 HDF5 schema 1.00 .")
+
+
+NYU_H, NYU_W, NYU_COUNT = 24, 32, 5
+NYU_TEST = (2, 4, 5)  # 1-based, like splits.mat testNdxs; the rest (1, 3) is trainNdxs
+
+
+def nyu_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The fabricated labeled set: N x 24 x 32 x 3 images and depths; image n's depth is 0.5 + n + row/10 + col/100."""
+    images = np.stack([rgb(40 + n, NYU_H, NYU_W) for n in range(NYU_COUNT)])
+    grid = np.arange(NYU_H)[:, None] / 10 + np.arange(NYU_W)[None, :] / 100
+    depths = np.stack([(0.5 + n + grid).astype(np.float32) for n in range(NYU_COUNT)])
+    return images, depths
+
+
+def nyuv2(root: Path) -> int:
+    """``nyuv2``: nyu_depth_v2_labeled.mat (v7.3/HDF5, 5 images of 24 x 32) + splits.mat (v5, compressed, indices
+    stored as uint8 like MATLAB does): test = ``NYU_TEST``."""
+    write_nyu_mat(root / "nyu_depth_v2_labeled.mat", *nyu_arrays())
+    train = [i for i in range(1, NYU_COUNT + 1) if i not in NYU_TEST]
+    splits = {"trainNdxs": np.array(train)[:, None], "testNdxs": np.array(NYU_TEST)[:, None]}
+    write_mat_v5(root / "splits.mat", splits, storage="u1")
+    return len(NYU_TEST)
+
+
+KITTI_DRIVES = {  # drive -> (date, H, W, depth-annotated folder)
+    "2011_09_26_drive_0002_sync": ("2011_09_26", 20, 30, "train"),
+    "2011_09_30_drive_0016_sync": ("2011_09_30", 22, 32, "val"),
+}
+
+
+def kitti_gt(seed: int, h: int, w: int) -> np.ndarray:
+    """A KITTI-style 16-bit ground-truth PNG's contents: depth x 256 (1-80 m), zero (no LiDAR) on a sparse grid."""
+    values = np.random.default_rng(seed).integers(256, 80 * 256, (h, w)).astype(np.uint16)
+    values[::3, ::4] = 0
+    return values
+
+
+def kitti_frame(root: Path, drive: str, camera: str, frame: int, gt: bool = True) -> np.ndarray:
+    """Write raw/<date>/<drive>/<camera>/data/<frame>.png (+ its ground truth); returns the 16-bit ground truth."""
+    date, h, w, folder = KITTI_DRIVES[drive]
+    seed = frame + (100 if camera == "image_03" else 0)
+    write_image(root / "raw" / date / drive / camera / "data" / f"{frame:010d}.png", seed, h, w)
+    values = kitti_gt(seed, h, w)
+    if gt:
+        write_png16(root / "data_depth_annotated" / folder / drive / "proj_depth" / "groundtruth" / camera
+                    / f"{frame:010d}.png", values)  # fmt: skip
+    return values
+
+
+def kitti(root: Path) -> int:
+    """``kitti``: eigen_test_files.txt (Monodepth2 format) listing drive 0002 frames 69, 70 (left) and drive 0016 frame
+    3 left and right; raw frame 5 of drive 0002 and its ground truth exist but are not listed."""
+    a, b = KITTI_DRIVES
+    for drive, camera, frame in ((a, "image_02", 69), (a, "image_02", 70), (a, "image_02", 5),
+                                 (b, "image_02", 3), (b, "image_03", 3)):  # fmt: skip
+        kitti_frame(root, drive, camera, frame)
+    lines = [f"2011_09_26/{a} 69 l", f"2011_09_26/{a} 70 l", f"2011_09_30/{b} 3 l", f"2011_09_30/{b} 3 r"]
+    (root / "eigen_test_files.txt").write_text("\n".join(lines) + "\n")
+    return 4
+
+
+def write_dpt(path: Path, depth: np.ndarray) -> None:
+    """Write an MPI Sintel .dpt: float32 tag 202021.25, int32 width, int32 height, float32 rows (little-endian)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack("<fii", 202021.25, depth.shape[1], depth.shape[0])
+    path.write_bytes(header + depth.astype("<f4").tobytes())
+
+
+SINTEL_FRAMES = (("alley_1", "frame_0001"), ("alley_1", "frame_0002"), ("market_2", "frame_0001"))  # depth ramp(i)
+
+
+def sintel(root: Path) -> int:
+    """``sintel``: training/{final,clean}/<scene>/<frame>.png (final seed i, clean seed 50 + i) and
+    training/depth/<scene>/<frame>.dpt = ``ramp(i)`` for ``SINTEL_FRAMES[i]``; an unused camdata_left file."""
+    for i, (scene, frame) in enumerate(SINTEL_FRAMES):
+        write_image(root / "training" / "final" / scene / f"{frame}.png", i)
+        write_image(root / "training" / "clean" / scene / f"{frame}.png", 50 + i)
+        write_dpt(root / "training" / "depth" / scene / f"{frame}.dpt", ramp(float(i)))
+    (root / "training" / "camdata_left" / "alley_1").mkdir(parents=True)
+    (root / "training" / "camdata_left" / "alley_1" / "frame_0001.cam").write_bytes(b"\0" * 16)
+    return len(SINTEL_FRAMES)
+
+
+def lidar(offset: float) -> np.ndarray:
+    """``ramp(offset)`` with zeros (no LiDAR return) on a sparse grid."""
+    depth = ramp(offset)
+    depth[1::4, ::3] = 0
+    return depth
+
+
+def ddad(root: Path) -> int:
+    """``ddad``: scene 000150 CAMERA_01 frame 100 (.png + .npz "depth" ``lidar(1)``), frame 101 (.jpg + .npy
+    ``lidar(2)``), CAMERA_05 frame 100 (.png + .npz "velodyne_depth" ``lidar(3)``); scene 000151 CAMERA_01 frame 200
+    (.png + .npz "depth" ``lidar(4)``)."""
+    scene = root / "000150"
+    write_image(scene / "rgb" / "CAMERA_01" / "15616458296936490.png", 1)
+    np.savez_compressed(_mkdir(scene / "depth" / "CAMERA_01") / "15616458296936490.npz", depth=lidar(1.0))
+    write_image(scene / "rgb" / "CAMERA_01" / "15616458297936488.jpg", 2, format="JPEG")
+    write_npy(scene / "depth" / "CAMERA_01" / "15616458297936488.npy", lidar(2.0))
+    write_image(scene / "rgb" / "CAMERA_05" / "15616458296936490.png", 3)
+    np.savez_compressed(_mkdir(scene / "depth" / "CAMERA_05") / "15616458296936490.npz", velodyne_depth=lidar(3.0))
+    write_image(root / "000151" / "rgb" / "CAMERA_01" / "15621787638931470.png", 4)
+    np.savez_compressed(_mkdir(root / "000151" / "depth" / "CAMERA_01") / "15621787638931470.npz", depth=lidar(4.0))
+    return 4
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def eth3d_depth(offset: float, h: int = H, w: int = W) -> np.ndarray:
+    """ETH3D ground truth: ``offset + row + col / 100`` with ``inf`` (no ground truth) in the top-left 3 x 4 block."""
+    depth = (offset + np.arange(h)[:, None] + np.arange(w)[None, :] / 100).astype(np.float32)
+    depth[:3, :4] = np.inf
+    return depth
+
+
+ETH3D_IMAGES = {  # scene/name -> (H, W, depth offset, depth folder)
+    "courtyard/DSC_0286": (H, W, 1.0, "ground_truth_depth/dslr_images"),
+    "courtyard/DSC_0287": (H, W, 2.0, "ground_truth_depth/dslr_images"),
+    "pipes/DSC_0634": (24, 18, 3.0, "ground_truth_masked/depth"),  # portrait, the alternative depth folder
+}
+
+
+def eth3d(root: Path) -> int:
+    """``eth3d``: ``ETH3D_IMAGES``, JPEGs in <scene>/images/dslr_images/ and raw little-endian float32 depth
+    ``eth3d_depth`` named .JPG; an undistorted copy and calibration files that the reader ignores."""
+    for i, (key, (h, w, offset, folder)) in enumerate(ETH3D_IMAGES.items()):
+        scene, name = key.split("/")
+        write_image(root / scene / "images" / "dslr_images" / f"{name}.JPG", i, h, w, format="JPEG")
+        write_image(root / scene / "images" / "dslr_images_undistorted" / f"{name}.JPG", 9, h, w, format="JPEG")
+        eth3d_depth(offset, h, w).astype("<f4").tofile(_mkdir(root / scene / folder) / f"{name}.JPG")
+        (_mkdir(root / scene / "dslr_calibration_jpg") / "cameras.txt").write_text("# unused\n")
+    return len(ETH3D_IMAGES)
+
+
+DIODE_SCANS = {  # key below val/ -> depth offset; indoor and outdoor scans side by side, as in val.tar.gz
+    "indoors/scene_00019/scan_00183/00019_00183_indoors_000_010": 1.0,
+    "indoors/scene_00019/scan_00183/00019_00183_indoors_000_020": 2.0,
+    "indoors/scene_00020/scan_00184/00020_00184_indoors_100_000": 3.0,
+    "outdoor/scene_00022/scan_00193/00022_00193_outdoor_000_000": 10.0,
+    "outdoor/scene_00023/scan_00200/00023_00200_outdoor_090_010": 20.0,
+}
+
+
+def diode_mask(h: int = H, w: int = W) -> np.ndarray:
+    """DIODE validity mask (float32 0/1, H x W): column 0 and the bottom-right pixel invalid."""
+    mask = np.ones((h, w), np.float32)
+    mask[:, 0] = 0
+    mask[-1, -1] = 0
+    return mask
+
+
+def diode(root: Path, split: str = "val") -> dict[str, int]:
+    """Write ``DIODE_SCANS`` under root/<split>/: <name>.png, <name>_depth.npy (H x W x 1 ``ramp(offset)``) and
+    <name>_depth_mask.npy (``diode_mask()``); returns the image count per scene folder."""
+    counts: dict[str, int] = {}
+    for i, (key, offset) in enumerate(DIODE_SCANS.items()):
+        base = root / split / key
+        write_image(base.with_name(base.name + ".png"), i)
+        write_npy(base.with_name(base.name + "_depth.npy"), ramp(offset)[:, :, None])
+        write_npy(base.with_name(base.name + "_depth_mask.npy"), diode_mask())
+        counts[key.split("/")[0]] = counts.get(key.split("/")[0], 0) + 1
+    return counts
+
+
+def diode_indoor(root: Path) -> int:
+    """``diode-indoor``: ``diode(root)``; only the indoors/ scans are listed."""
+    return diode(root)["indoors"]
+
+
+def diode_outdoor(root: Path) -> int:
+    """``diode-outdoor``: ``diode(root)``; only the outdoor/ scans are listed."""
+    return diode(root)["outdoor"]
+
+
 # The demo kinds read nothing from root: their "datasets" are installed photos or rendered scenes.
 SOURCE_KWARGS: dict[str, dict[str, Any]] = {"demo-train": {"num_scenes": 3, "size": (48, 64)}}
 
@@ -263,6 +504,13 @@ FABRICATORS: dict[str, Callable[[Path], int]] = {
     "irs": irs,
     "megadepth": megadepth,
     "tartanair": tartanair,
+    "nyuv2": nyuv2,
+    "kitti": kitti,
+    "sintel": sintel,
+    "ddad": ddad,
+    "eth3d": eth3d,
+    "diode-indoor": diode_indoor,
+    "diode-outdoor": diode_outdoor,
     "demo-unlabeled": demo_unlabeled,
     "demo-eval": demo_eval,
     "demo-train": demo_train,

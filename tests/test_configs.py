@@ -9,14 +9,21 @@ import pytest
 import torch
 import yaml
 
-CONFIGS = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
+ROOT = Path(__file__).parents[1] / "configs"
+CONFIGS = sorted(ROOT.rglob("*.yaml"))
+MODEL_CONFIGS = sorted((ROOT / "model").glob("*.yaml"))
 
 
 def test_configs_exist() -> None:
-    assert CONFIGS
+    assert CONFIGS and MODEL_CONFIGS
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_yaml_parses(path: Path) -> None:
+    assert isinstance(yaml.safe_load(path.read_text()), dict)
+
+
+@pytest.mark.parametrize("path", MODEL_CONFIGS, ids=lambda p: p.stem)
 def test_model_config_builds(path: Path) -> None:
     config = yaml.safe_load(path.read_text())
     module, _, name = config["class_path"].rpartition(".")
