@@ -20,11 +20,18 @@ WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 RESUME ?=
 SHARD_OPTS = $(if $(SPLIT),--split $(SPLIT)) $(if $(MAX_SIDE),--max-side $(MAX_SIDE)) --workers $(WORKERS) \
 	$(if $(RESUME),--resume)
+# eval: CKPT, DATA_ROOT (one shard directory per benchmark, e.g. data_shards/nyuv2); optional BENCHMARKS (comma list),
+# METRICS (JSON output), DEVICES, EVAL_OPTS (more `anydepth eval` options, e.g. --protocols my.yaml --num-workers 8)
+DATA_ROOT ?= $(SHARDS_DIR)
+BENCHMARKS ?= kitti,nyuv2,sintel,ddad,eth3d,diode-indoor,diode-outdoor
+METRICS ?= outputs/eval/metrics.json
+DEVICES ?= 1
+EVAL_OPTS ?=
 DEMO_SHARDS := $(SHARDS_DIR)/demo
 DEMO_SHARD_SIZE ?= 64
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint benchmark infer clean shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
+.PHONY: help install test lint benchmark infer eval clean shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
 	shards-irs shards-megadepth shards-tartanair shards-images
 
 help:  ## list every target
@@ -51,6 +58,11 @@ benchmark: install  ## speed ratios as JSON: model vs transformers, batched loss
 infer: install  ## depth maps: make infer CKPT=depth_anything_v2_vits.pth INPUT=photos/ [OUTPUT=outputs/depth]
 	@test -n "$(CKPT)" -a -n "$(INPUT)" || { echo "usage: make infer CKPT=<checkpoint> INPUT=<image|dir|list.txt> [OUTPUT=dir]"; exit 2; }
 	$(BIN)/anydepth infer --checkpoint $(CKPT) --input $(INPUT) --output $(OUTPUT) --input-size $(INPUT_SIZE)
+
+eval: install  ## zero-shot metrics (paper Table 2): make eval CKPT=ckpt.pth DATA_ROOT=data_shards [BENCHMARKS=kitti,nyuv2]
+	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=<checkpoint> [DATA_ROOT=$(SHARDS_DIR)] [BENCHMARKS=$(BENCHMARKS)] [METRICS=json] [DEVICES=N] [EVAL_OPTS=...]"; exit 2; }
+	$(BIN)/anydepth eval --checkpoint $(CKPT) --benchmarks $(BENCHMARKS) --data-root $(DATA_ROOT) \
+		--input-size $(INPUT_SIZE) --devices $(DEVICES) --output $(METRICS) $(EVAL_OPTS)
 
 # $(call build-shards,KIND,DEFAULT_NAME): ROOT read by the KIND reader into $(SHARDS_DIR)/NAME
 # (NAME defaults to DEFAULT_NAME, plus -SPLIT when SPLIT is set)

@@ -1,10 +1,10 @@
-"""The ``anydepth`` command line: ``anydepth infer ...``, ``anydepth convert ...``, ``anydepth shards ...``.
+"""The ``anydepth`` command line: ``anydepth infer``, ``convert``, ``shards`` and ``eval``.
 
 Every subcommand is one subparser registered by an ``add_<name>_parser(subparsers)`` function
 that sets ``func`` (``args -> exit code``) as a parser default; ``main`` parses, dispatches and
 turns user mistakes (``USER_ERRORS``) into one ``anydepth <command>: error: ...`` message and
-exit code 2, like argparse's own usage errors. Future subcommands (shards, pseudo-label, eval,
-and the LightningCLI fit/validate/test, which can receive their remaining arguments with
+exit code 2, like argparse's own usage errors. Future subcommands (pseudo-label and the
+LightningCLI fit/validate/test, which can receive their remaining arguments with
 ``argparse.REMAINDER``) plug in the same way.
 """
 
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
+import math
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -314,10 +316,147 @@ def add_shards_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+# ---------------------------------------------------------------- eval
+
+
+BENCHMARKS = ("kitti", "nyuv2", "sintel", "ddad", "eth3d", "diode-indoor", "diode-outdoor")
+"""The protocols of ``anydepth.evaluation.PROTOCOLS`` (listed here so the CLI starts without importing Lightning)."""
+
+
+def _devices(value: str) -> int | str | list[int]:
+    """``--devices``: ``auto``, a count (``2``) or device indices (``0,2``)."""
+    if value == "auto":
+        return value
+    try:
+        if "," in value:
+            return [int(v) for v in value.split(",") if v.strip()]
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, a count or indices like 0,1; got {value!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 device, got {count}")
+    return count
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN (a benchmark without valid pixels) -> null, so the file is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """``anydepth eval``: zero-shot metrics of a checkpoint on benchmark shards; Markdown table on stdout."""
+    from anydepth.evaluation import EvaluationError  # imported here: Lightning slows every command's start
+
+    try:
+        return _run_eval(args)
+    except EvaluationError as err:
+        raise UsageError(str(err)) from err
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from anydepth.evaluation import evaluate, format_markdown_table, load_protocols
+
+    if args.input_size < 14:
+        raise UsageError(f"--input-size must be at least 14 (one ViT patch), got {args.input_size}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.num_workers < 0:
+        raise UsageError(f"--num-workers must be >= 0, got {args.num_workers}")
+    if args.output is not None and args.output.is_dir():
+        raise UsageError(f"--output {args.output} is a directory; give a file name such as metrics.json")
+    benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    protocols = load_protocols(args.protocols)
+    results = evaluate(
+        args.checkpoint,
+        benchmarks,
+        args.data_root,
+        input_size=args.input_size,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        devices=args.devices,
+        accelerator=args.accelerator,
+        precision=args.precision,
+        protocols=protocols,
+        encoder=args.encoder,
+        version=args.version,
+    )
+    if rank_zero_only.rank != 0:  # DDP: every rank holds the (synchronised) results; rank 0 reports them
+        return EXIT_OK
+    print(format_markdown_table(results))
+    if args.output is not None:
+        report = {
+            "metrics": results,
+            "protocols": {name: protocols[name].to_dict() for name in results},
+            "checkpoint": str(args.checkpoint),
+            "input_size": args.input_size,
+        }
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+        print(f"wrote metrics of {_plural(len(results), 'benchmark')} to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``anydepth eval``."""
+    parser = subparsers.add_parser(
+        "eval",
+        help="zero-shot relative depth metrics on benchmark shards (the paper's Table 2)",
+        description=(
+            "Evaluate a checkpoint on benchmark shards DIR/<benchmark> (built with anydepth shards build "
+            "--source <benchmark> --out DIR/<benchmark>): per-image least-squares scale and shift in disparity "
+            "space, prediction upsampled to the ground truth, each benchmark's depth range and crop "
+            "(configs/eval/protocols.yaml). Prints a Markdown table (AbsRel, delta1, ...) on stdout; progress "
+            "on stderr. Exit code: 0 done, 2 usage error (e.g. missing shards)."
+        ),
+    )
+    add_checkpoint_arguments(parser)
+    parser.add_argument(
+        "--benchmarks", required=True, metavar="LIST",
+        help=f"comma-separated benchmark names: {','.join(BENCHMARKS)} (or names added by --protocols)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--data-root", required=True, type=Path, metavar="DIR",
+        help="directory holding one shard directory (with manifest.json) per benchmark",
+    )  # fmt: skip
+    parser.add_argument(
+        "--input-size", type=int, default=518, metavar="N",
+        help="shorter network input side, rounded to a multiple of 14 (default: 518, as the paper)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch-size", type=int, default=1, metavar="N",
+        help="images per forward pass; > 1 only for benchmarks whose images share one size (default: 1)",
+    )  # fmt: skip
+    parser.add_argument("--num-workers", type=int, default=2, metavar="N", help="loader workers per device (default 2)")
+    parser.add_argument(
+        "--devices", type=_devices, default=1, metavar="N",
+        help="devices: a count (> 1 runs DDP), indices like 0,1, or auto (default: 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--accelerator", choices=("auto", "cpu", "gpu"), default="auto", help="auto = GPU when available (default)"
+    )
+    parser.add_argument(
+        "--precision", default=None, choices=("32", "16-mixed", "bf16-mixed"),
+        help="Lightning precision (default: 32)",
+    )  # fmt: skip
+    parser.add_argument("--output", type=Path, default=None, metavar="FILE", help="also write all metrics as JSON")
+    parser.add_argument(
+        "--protocols", type=Path, default=None, metavar="YAML",
+        help="YAML merged field by field over the default protocols (see configs/eval/protocols.yaml)",
+    )  # fmt: skip
+    parser.set_defaults(func=run_eval)
+    return parser
+
+
 # ---------------------------------------------------------------- main
 
 SUBCOMMANDS: tuple[Callable[[Any], argparse.ArgumentParser], ...] = (
-    add_infer_parser, add_convert_parser, add_shards_parser,
+    add_infer_parser, add_convert_parser, add_shards_parser, add_eval_parser,
 )  # fmt: skip
 
 

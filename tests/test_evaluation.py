@@ -1,0 +1,408 @@
+"""Zero-shot evaluation: protocol maths on constructed cases, YAML overrides, the results table, and ``anydepth eval``
+end to end on fabricated benchmark shards with a tiny model (offline, CPU)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import webdataset as wds
+import yaml
+
+from anydepth.cli import BENCHMARKS, build_parser, main
+from anydepth.data.manifest import Manifest, ShardRecord
+from anydepth.data.schema import Sample, encode_sample
+from anydepth.evaluation import (
+    CROPS,
+    DEFAULT_PROTOCOLS_YAML,
+    IMAGES,
+    PROTOCOLS,
+    BenchmarkDataModule,
+    EvaluationError,
+    Protocol,
+    benchmark_shards,
+    evaluate,
+    format_markdown_table,
+    load_protocols,
+    protocol_table,
+)
+from anydepth.metrics import METRIC_NAMES
+from anydepth.models import DepthAnything
+
+TINY = dict(encoder="custom", embed_dim=32, depth=4, num_heads=2, features=16, out_channels=(8, 16, 32, 32))
+INPUT_SIZE = 28
+
+
+def score(protocol: Protocol, pred: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor | None = None) -> dict:
+    """What ``DepthEvaluator.test_step`` + ``on_test_epoch_end`` do with a prediction already at GT resolution."""
+    metric = protocol.metric()
+    metric.update(pred, depth, protocol.valid_mask(depth, mask))
+    out = {k: float(v) for k, v in metric.compute().items()}
+    out[IMAGES] = int(metric.count)
+    return out
+
+
+def depth_in_range(protocol: Protocol, shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Log-uniform depth strictly inside the protocol's range (up to 200 m when it has no cap)."""
+    low = max(protocol.min_depth, 0.05) * 1.05
+    high = (protocol.max_depth if protocol.max_depth is not None else 200.0) * 0.95
+    u = torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return torch.exp(math.log(low) + u * (math.log(high) - math.log(low))).float()
+
+
+# ---------------------------------------------------------------------------------------------- protocol maths
+
+
+@pytest.mark.parametrize("name", list(PROTOCOLS))
+def test_affine_disparity_is_perfect_under_every_protocol(name: str) -> None:
+    protocol = PROTOCOLS[name]
+    b, h, w = 2, 96, 128
+    depth = depth_in_range(protocol, (b, h, w), seed=1)
+    pred = 3.0 / depth + 0.25  # exact affine function of the true disparity
+    mask = torch.ones(b, h, w, dtype=torch.bool)
+    mask[:, 50:60, 60:70] = False
+    # Garbage wherever a pixel must not count: masked, out of range (too near / too far) and outside the crop.
+    pred[~mask] = 1e4
+    depth[:, 0:4, 64:] = protocol.min_depth / 2  # below the range
+    pred[:, 0:4, 64:] = -50.0
+    if protocol.max_depth is not None:
+        depth[:, -4:, :64] = protocol.max_depth * 2  # beyond the range
+        pred[:, -4:, :64] = 77.0
+    outside_crop = ~protocol.crop_mask(h, w)
+    pred[:, outside_crop] = 1e3
+    result = score(protocol, pred, depth, mask)
+    assert result["abs_rel"] == pytest.approx(0.0, abs=2e-5)
+    assert result["d1"] == 1.0 and result["d2"] == 1.0 and result["d3"] == 1.0
+    assert result["rmse_log"] == pytest.approx(0.0, abs=5e-5)
+    assert result[IMAGES] == b
+    # Control: the same garbage inside the evaluated region does hurt.
+    bad = pred.clone()
+    bad[:, 30:40, 30:40] = 1e3
+    assert score(protocol, bad, depth, mask)["abs_rel"] > 0.01
+
+
+@pytest.mark.parametrize(
+    ("factor", "abs_rel", "d1"), [(1.1, 0.1, 1.0), (0.85, 0.15, 1.0), (0.7, 0.3, 0.0), (1.3, 0.3, 0.0)]
+)
+def test_constant_multiplicative_error_without_alignment(factor: float, abs_rel: float, d1: float) -> None:
+    protocol = dataclasses.replace(PROTOCOLS["nyuv2"], align="none")
+    depth = 1.0 + 6.0 * torch.rand(3, 48, 64)  # factor * depth stays inside (1e-3, 10): the clamp does nothing
+    result = score(protocol, factor * depth, depth)
+    assert result["abs_rel"] == pytest.approx(abs_rel, rel=1e-5)
+    assert result["d1"] == d1
+    assert result["rmse_log"] == pytest.approx(abs(math.log(factor)), rel=1e-4)
+    assert result["silog"] == pytest.approx(0.0, abs=1e-2)  # a constant log error is scale, which SILog ignores
+    # With disparity alignment the same constant factor is absorbed completely.
+    aligned = score(PROTOCOLS["nyuv2"], 1.0 / (factor * depth), depth)
+    assert aligned["abs_rel"] == pytest.approx(0.0, abs=1e-5) and aligned["d1"] == 1.0
+
+
+def test_eigen_crop_keeps_426_by_560_of_480_by_640() -> None:
+    keep = PROTOCOLS["nyuv2"].crop_mask(480, 640)
+    assert int(keep.sum()) == 426 * 560
+    rows, cols = keep.any(dim=1).nonzero().flatten(), keep.any(dim=0).nonzero().flatten()
+    assert (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1) == (45, 471, 41, 601)
+    assert bool(keep[45:471, 41:601].all())
+
+
+@pytest.mark.parametrize(("h", "w", "box"), [(375, 1242, (153, 371, 44, 1197)), (352, 1216, (143, 349, 43, 1172))])
+def test_garg_crop_matches_the_reference_integer_bounds(h: int, w: int, box: tuple[int, int, int, int]) -> None:
+    top, bottom, left, right = box
+    keep = PROTOCOLS["kitti"].crop_mask(h, w)
+    assert int(keep.sum()) == (bottom - top) * (right - left)
+    assert bool(keep[top:bottom, left:right].all())
+    t, b_, l_, r = CROPS["garg"]
+    assert (int(t * h), int(b_ * h), int(l_ * w), int(r * w)) == box
+
+
+def test_no_crop_keeps_everything() -> None:
+    for name in ("sintel", "ddad", "eth3d", "diode-indoor", "diode-outdoor"):
+        assert bool(PROTOCOLS[name].crop_mask(7, 9).all())
+
+
+def test_range_caps_remove_exactly_the_out_of_range_pixels() -> None:
+    values = [0.0, 5e-4, 1e-3, 0.0011, 0.5, 9.99, 10.0, 10.5, float("nan"), float("inf"), -1.0, 3.0]
+    depth = torch.tensor(values).view(1, 1, -1)
+    protocol = dataclasses.replace(PROTOCOLS["nyuv2"], crop="none")
+    valid = protocol.valid_mask(depth)
+    assert valid.flatten().tolist() == [v > 1e-3 and v < 10.0 for v in values]  # strict bounds, NaN/inf out
+    mask = torch.ones_like(valid)
+    mask[..., -1] = False
+    assert protocol.valid_mask(depth, mask).sum() == valid.sum() - 1
+    diode = PROTOCOLS["diode-outdoor"]
+    assert diode.valid_mask(torch.tensor([[[0.5, 0.6, 0.61, 349.0, 350.0, 400.0]]])).flatten().tolist() == [
+        False, False, True, True, False, False,
+    ]  # fmt: skip
+    eth3d = PROTOCOLS["eth3d"]  # no upper cap
+    assert eth3d.valid_mask(torch.tensor([[[1e-4, 2.0, 1e5]]])).flatten().tolist() == [False, True, True]
+
+
+def test_protocol_validation() -> None:
+    with pytest.raises(EvaluationError, match="crop"):
+        Protocol("x", 0.1, 10.0, crop="bogus")  # type: ignore[arg-type]
+    with pytest.raises(EvaluationError, match="align"):
+        Protocol("x", 0.1, 10.0, align="log")  # type: ignore[arg-type]
+    with pytest.raises(EvaluationError, match="exceed"):
+        Protocol("x", 10.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------- YAML and tables
+
+
+def test_shipped_yaml_is_the_registry() -> None:
+    entries = yaml.safe_load(DEFAULT_PROTOCOLS_YAML.read_text())
+    assert entries == {name: p.to_dict() for name, p in PROTOCOLS.items()}
+    assert load_protocols(DEFAULT_PROTOCOLS_YAML) == PROTOCOLS
+    assert tuple(PROTOCOLS) == BENCHMARKS  # the CLI's list (kept there so the CLI starts without Lightning)
+
+
+def test_yaml_override_changes_one_field_only(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("kitti:\n  max_depth: 50.0\nscannet:\n  min_depth: 0.001\n  max_depth: 10\n  crop: eigen\n")
+    protocols = load_protocols(path)
+    assert protocols["kitti"] == dataclasses.replace(PROTOCOLS["kitti"], max_depth=50.0)
+    assert {k: v for k, v in protocols.items() if k not in ("kitti", "scannet")} == {
+        k: v for k, v in PROTOCOLS.items() if k != "kitti"
+    }
+    assert protocols["scannet"] == Protocol("scannet", 0.001, 10.0, "eigen")
+    # overrides apply after the file, field by field again
+    both = load_protocols(path, overrides={"kitti": {"crop": "eigen"}, "eth3d": {"max_depth": 72}})
+    assert both["kitti"] == dataclasses.replace(PROTOCOLS["kitti"], max_depth=50.0, crop="eigen")
+    assert both["eth3d"].max_depth == 72.0 and both["eth3d"].min_depth == PROTOCOLS["eth3d"].min_depth
+    assert PROTOCOLS["kitti"].max_depth == 80.0  # the registry itself is untouched
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("kitti:\n  max_depht: 50\n", "unknown field"),
+        ("newset:\n  min_depth: 0.1\n", "must set max_depth"),
+        ("kitti:\n  crop: middle\n", "crop must be one of"),
+        ("- kitti\n", "expected a mapping"),
+    ],
+)
+def test_bad_protocol_files_are_clear_errors(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(EvaluationError, match=match):
+        load_protocols(path)
+
+
+def test_format_markdown_table() -> None:
+    full = {name: 0.1234 * (i + 1) for i, name in enumerate(METRIC_NAMES)}
+    results = {"nyuv2": {**full, IMAGES: 654}, "kitti": {**full, "abs_rel": 0.07649, "d1": float("nan"), IMAGES: 2}}
+    lines = format_markdown_table(results).splitlines()
+    assert lines[0] == (
+        "| benchmark | AbsRel | δ1 | SqRel | RMSE | RMSE log | log10 | SILog | δ2 | δ3 | images |"
+    )
+    assert lines[1] == "| " + " | ".join(["---"] * 11) + " |"
+    assert lines[2] == "| nyuv2 | 0.123 | 0.864 | 0.247 | 0.370 | 0.494 | 0.617 | 0.740 | 0.987 | 1.111 | 654 |"
+    assert lines[3].startswith("| kitti | 0.076 | n/a | 0.247 |") and lines[3].endswith("| 2 |")
+    assert len(lines) == 4
+    assert format_markdown_table({"x": {"d1": 0.5, "abs_rel": 0.25}}).splitlines()[2] == "| x | 0.250 | 0.500 |"
+
+
+def test_readme_shows_the_current_protocol_table() -> None:
+    assert protocol_table() in (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def test_protocol_table_lists_every_protocol() -> None:
+    lines = protocol_table().splitlines()
+    assert lines[0].startswith("| benchmark | min depth (m) | max depth (m) | crop |")
+    assert [line.split(" | ")[0] for line in lines[2:]] == [f"| `{name}`" for name in PROTOCOLS]
+    assert "| `eth3d` | 0.001 | none | none | disparity |" in protocol_table()
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+
+SIZES = {"nyuv2": (48, 64), "kitti": (30, 100), "diode-indoor": (42, 56)}
+
+
+def fabricate_benchmark(root: Path, name: str, count: int, per_shard: int = 2, seed: int = 0) -> list[Sample]:
+    """``root/name``: shards of ``count`` depth samples as a benchmark reader would write them, plus manifest."""
+    rng = np.random.default_rng(seed)
+    h, w = SIZES[name]
+    out, samples, records = root / name, [], []
+    out.mkdir(parents=True)
+    protocol = PROTOCOLS[name]
+    for i in range(count):
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        low, high = max(protocol.min_depth, 0.05) * 1.1, min(protocol.max_depth or 100.0, 100.0) * 0.9
+        depth = np.exp(rng.uniform(np.log(low), np.log(high), (h, w))).astype(np.float32)
+        depth[rng.random((h, w)) < 0.2] = 0.0  # sparse / missing ground truth
+        mask = None
+        if name.startswith("diode"):
+            mask = rng.random((h, w)) > 0.1
+            depth[~mask] = 0.0
+        meta = {"source": name, "benchmark": name, "label_kind": "depth", "original_size": [h, w], "scale": 1.0}
+        samples.append(Sample(key=f"{name}_{i:03d}", image=image, label=depth, mask=mask, meta=meta))
+    for start in range(0, count, per_shard):
+        shard = f"shard-{start // per_shard:06d}.tar"
+        with wds.TarWriter(str(out / shard)) as writer:
+            for sample in samples[start : start + per_shard]:
+                writer.write(encode_sample(sample, image_format="png"))
+        chunk = len(samples[start : start + per_shard])
+        records.append(ShardRecord(shard, chunk, (out / shard).stat().st_size, "0" * 64))
+    Manifest(source=name, builder_version="test", shards=records, label_kind="depth").save(out)
+    return samples
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DepthAnything]:
+    torch.manual_seed(3)
+    model = DepthAnything(**TINY).eval()
+    with torch.no_grad():  # lift the final ReLU's input so the random model's disparity is not all zeros
+        model.depth_head.scratch.output_conv2[2].bias.fill_(0.5)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    model.save_checkpoint(path, format="anydepth")
+    return path, model
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[Sample]]]:
+    root = tmp_path_factory.mktemp("data_root")
+    samples = {name: fabricate_benchmark(root, name, count, seed=i) for i, (name, count) in
+               enumerate([("nyuv2", 3), ("kitti", 3), ("diode-indoor", 2)])}  # fmt: skip
+    return root, samples
+
+
+def reference_metrics(model: DepthAnything, name: str, samples: list[Sample]) -> dict[str, float]:
+    """The same evaluation by hand through the official inference path (``infer_image``), one image at a time."""
+    protocol = PROTOCOLS[name]
+    metric = protocol.metric()
+    for sample in samples:
+        pred = torch.from_numpy(model.infer_image(sample.image, input_size=INPUT_SIZE))[None]
+        depth = torch.from_numpy(sample.label)[None]
+        mask = torch.from_numpy(sample.valid_mask())[None]
+        metric.update(pred, depth, protocol.valid_mask(depth, mask))
+    return {k: float(v) for k, v in metric.compute().items()}
+
+
+def run_eval(ckpt: Path, root: Path, benchmarks: str, *extra: str) -> int:
+    return main(
+        ["eval", "--checkpoint", str(ckpt), "--benchmarks", benchmarks, "--data-root", str(root),
+         "--input-size", str(INPUT_SIZE), "--num-workers", "0", "--accelerator", "cpu", *extra]
+    )  # fmt: skip
+
+
+def test_eval_cli_end_to_end(
+    tiny: tuple[Path, DepthAnything],
+    data_root: tuple[Path, dict[str, list[Sample]]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ckpt, model = tiny
+    root, samples = data_root
+    output = tmp_path / "out" / "metrics.json"
+    code = run_eval(ckpt, root, "kitti,nyuv2,diode-indoor", "--output", str(output))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.out.strip().splitlines()
+    assert lines[0].startswith("| benchmark | AbsRel | δ1 | SqRel |") and lines[0].endswith("| images |")
+    assert lines[1].startswith("| --- | --- |")
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| kitti", "| nyuv2", "| diode-indoor"]
+    assert len(lines) == 5  # only the table on stdout (progress and notes go to stderr)
+    report = json.loads(output.read_text())
+    assert list(report["metrics"]) == ["kitti", "nyuv2", "diode-indoor"]
+    assert report["protocols"]["kitti"] == PROTOCOLS["kitti"].to_dict()
+    assert report["input_size"] == INPUT_SIZE
+    for name, metrics in report["metrics"].items():
+        assert set(metrics) == {*METRIC_NAMES, IMAGES}
+        assert metrics[IMAGES] == len(samples[name])
+        assert all(math.isfinite(v) for v in metrics.values())
+        assert 0.0 < metrics["abs_rel"] and 0.0 <= metrics["d1"] <= 1.0
+        # The CLI's numbers are those of the official inference path + the protocol, image by image.
+        expected = reference_metrics(model, name, samples[name])
+        for key in METRIC_NAMES:
+            assert metrics[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), (name, key)
+        row = next(line for line in lines if line.startswith(f"| {name} |"))
+        assert row.split(" | ")[1:3] == [f"{metrics['abs_rel']:.3f}", f"{metrics['d1']:.3f}"]
+
+
+def test_missing_benchmark_is_a_clear_usage_error(
+    tiny: tuple[Path, DepthAnything],
+    data_root: tuple[Path, dict[str, list[Sample]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ckpt, _ = tiny
+    root, _ = data_root
+    assert run_eval(ckpt, root, "nyuv2,sintel") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("anydepth eval: error: ")
+    assert str(root / "sintel" / "manifest.json") in err
+    assert f"anydepth shards build --source sintel --root <sintel dataset root> --out {root / 'sintel'}" in err
+    assert "diode-indoor/, kitti/, nyuv2/" in err  # what the data root holds
+    assert "nyuv2:" not in err  # the complete benchmark is not reported
+
+    assert run_eval(ckpt, root / "nowhere", "kitti") == 2
+    assert "does not exist" in capsys.readouterr().err
+
+    assert run_eval(ckpt, root, "nyu") == 2
+    assert "unknown benchmark(s) nyu; known: kitti, nyuv2" in capsys.readouterr().err
+
+
+def test_partial_benchmark_directories_are_reported(tmp_path: Path) -> None:
+    fabricate_benchmark(tmp_path, "kitti", 3)
+    (tmp_path / "kitti" / "shard-000001.tar").unlink()
+    (tmp_path / "nyuv2").mkdir()
+    (tmp_path / "nyuv2" / "shard-000000.tar.tmp").write_bytes(b"")
+    with pytest.raises(EvaluationError) as info:
+        benchmark_shards(["kitti", "nyuv2"], tmp_path)
+    message = str(info.value)
+    assert "kitti: " in message and "lists 2 shards but 1 are missing (shard-000001.tar)" in message
+    assert "holds manifest.json, shard-000000.tar" in message
+    assert f"nyuv2: expected {tmp_path / 'nyuv2' / 'manifest.json'}" in message
+    assert "holds shard-000000.tar.tmp (no manifest" in message
+
+
+def test_eval_parser_defaults() -> None:
+    args = build_parser().parse_args(["eval", "--checkpoint", "c.pth", "--benchmarks", "kitti", "--data-root", "d"])
+    assert (args.input_size, args.batch_size, args.devices, args.accelerator, args.output, args.protocols) == (
+        518, 1, 1, "auto", None, None,
+    )  # fmt: skip
+    assert build_parser().parse_args(
+        ["eval", "--checkpoint", "c", "--benchmarks", "kitti", "--data-root", "d", "--devices", "0,1"]
+    ).devices == [0, 1]
+
+
+def test_evaluate_api_batches_and_matches_the_reference(
+    tiny: tuple[Path, DepthAnything], data_root: tuple[Path, dict[str, list[Sample]]]
+) -> None:
+    _, model = tiny
+    root, samples = data_root
+    results = evaluate(model, ["nyuv2"], root, input_size=INPUT_SIZE, batch_size=2, num_workers=0,
+                       accelerator="cpu", progress=False)  # fmt: skip
+    assert list(results) == ["nyuv2"] and results["nyuv2"][IMAGES] == 3  # 3 images in batches of 2 + 1
+    expected = reference_metrics(model, "nyuv2", samples["nyuv2"])
+    for key in METRIC_NAMES:
+        assert results["nyuv2"][key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), key
+
+
+def test_shards_are_dealt_round_robin_across_benchmarks(data_root: tuple[Path, dict[str, list[Sample]]]) -> None:
+    root, _ = data_root  # nyuv2: 2 shards, kitti: 2 shards, diode-indoor: 1 shard
+    data = BenchmarkDataModule({name: root / name for name in ("nyuv2", "kitti", "diode-indoor")})
+    lists = data.shard_lists()
+    everything = [url for shards in lists.values() for url in shards.urls]
+    for world in (1, 2, 3, 5):
+        dealt = [data.rank_shards(rank, world) for rank in range(world)]
+        for name, shards in lists.items():  # every shard read by exactly one rank
+            assert sorted(u for d in dealt for u in d[name].urls) == sorted(shards.urls)
+        assert all(any(d[name].urls for name in d) for d in dealt)  # no rank without work
+        for rank, mine in enumerate(dealt):  # positions rank, rank + world, ... of the concatenated lists
+            assert [u for name in lists for u in mine[name].urls] == everything[rank::world]
+    with pytest.raises(EvaluationError, match="5 benchmark shard\\(s\\) for 6 devices"):
+        data.rank_shards(0, 6)
+
+
+def test_non_depth_shards_are_refused(tmp_path: Path) -> None:
+    fabricate_benchmark(tmp_path, "nyuv2", 1)
+    manifest = Manifest.load(tmp_path / "nyuv2")
+    manifest.label_kind = "disparity"
+    manifest.save(tmp_path / "nyuv2")
+    with pytest.raises(EvaluationError, match="label_kind='disparity'"):
+        benchmark_shards(["nyuv2"], tmp_path)
