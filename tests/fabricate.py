@@ -522,3 +522,65 @@ def fabricate(kind: str, root: Path) -> int:
     if kind not in FABRICATORS:
         raise KeyError(f"no fabricator for source kind {kind!r}: add one to tests/fabricate.py")
     return FABRICATORS[kind](root)
+
+
+# ------------------------------------------------------------------------------------------- benchmark shards
+# Ready-made evaluation inputs (test_evaluation.py, test_lightning_cli.py): benchmark shard directories as
+# `anydepth shards build --source <benchmark>` writes them, and a tiny checkpoint. Lightning, torch and webdataset
+# are imported inside, so the reader tests above do not pay for them.
+
+BENCHMARK_SIZES = {"nyuv2": (48, 64), "kitti": (30, 100), "diode-indoor": (42, 56)}
+"""Ground-truth size (H, W) of each fabricated benchmark."""
+
+
+def fabricate_benchmark(root: Path, name: str, count: int, per_shard: int = 2, seed: int = 0) -> list[Any]:
+    """``root/name``: shards of ``count`` depth samples (``per_shard`` each) as a benchmark reader would write them,
+    plus manifest.json; returns the samples (``anydepth.data.schema.Sample``)."""
+    import webdataset as wds
+
+    from anydepth.data.manifest import Manifest, ShardRecord
+    from anydepth.data.schema import Sample, encode_sample
+    from anydepth.evaluation import PROTOCOLS
+
+    rng = np.random.default_rng(seed)
+    h, w = BENCHMARK_SIZES[name]
+    out, samples, records = root / name, [], []
+    out.mkdir(parents=True)
+    protocol = PROTOCOLS[name]
+    for i in range(count):
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        low, high = max(protocol.min_depth, 0.05) * 1.1, min(protocol.max_depth or 100.0, 100.0) * 0.9
+        depth = np.exp(rng.uniform(np.log(low), np.log(high), (h, w))).astype(np.float32)
+        depth[rng.random((h, w)) < 0.2] = 0.0  # sparse / missing ground truth
+        mask = None
+        if name.startswith("diode"):
+            mask = rng.random((h, w)) > 0.1
+            depth[~mask] = 0.0
+        meta = {"source": name, "benchmark": name, "label_kind": "depth", "original_size": [h, w], "scale": 1.0}
+        samples.append(Sample(key=f"{name}_{i:03d}", image=image, label=depth, mask=mask, meta=meta))
+    for start in range(0, count, per_shard):
+        shard = f"shard-{start // per_shard:06d}.tar"
+        with wds.TarWriter(str(out / shard)) as writer:
+            for sample in samples[start : start + per_shard]:
+                writer.write(encode_sample(sample, image_format="png"))
+        chunk = len(samples[start : start + per_shard])
+        records.append(ShardRecord(shard, chunk, (out / shard).stat().st_size, "0" * 64))
+    Manifest(source=name, builder_version="test", shards=records, label_kind="depth").save(out)
+    return samples
+
+
+def tiny_checkpoint(path: Path, seed: int = 3) -> Any:
+    """Write a tiny random ``DepthAnything`` (conftest's ``TINY`` sizes) as an anydepth checkpoint at ``path``;
+    returns the model (eval mode). The final ReLU's input is lifted so the random disparity is not all zeros."""
+    import torch
+
+    from anydepth.models import DepthAnything
+
+    from conftest import TINY
+
+    torch.manual_seed(seed)
+    model = DepthAnything(**TINY).eval()
+    with torch.no_grad():
+        model.depth_head.scratch.output_conv2[2].bias.fill_(0.5)
+    model.save_checkpoint(path, format="anydepth")
+    return model

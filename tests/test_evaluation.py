@@ -8,15 +8,13 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-import webdataset as wds
 import yaml
 
 from anydepth.cli import BENCHMARKS, build_parser, main
-from anydepth.data.manifest import Manifest, ShardRecord
-from anydepth.data.schema import Sample, encode_sample
+from anydepth.data.manifest import Manifest
+from anydepth.data.schema import Sample
 from anydepth.evaluation import (
     CROPS,
     DEFAULT_PROTOCOLS_YAML,
@@ -34,7 +32,8 @@ from anydepth.evaluation import (
 from anydepth.metrics import METRIC_NAMES
 from anydepth.models import DepthAnything
 
-TINY = dict(encoder="custom", embed_dim=32, depth=4, num_heads=2, features=16, out_channels=(8, 16, 32, 32))
+from fabricate import fabricate_benchmark, tiny_checkpoint
+
 INPUT_SIZE = 28
 
 
@@ -220,46 +219,10 @@ def test_protocol_table_lists_every_protocol() -> None:
 
 # ---------------------------------------------------------------------------------------------- end to end
 
-SIZES = {"nyuv2": (48, 64), "kitti": (30, 100), "diode-indoor": (42, 56)}
-
-
-def fabricate_benchmark(root: Path, name: str, count: int, per_shard: int = 2, seed: int = 0) -> list[Sample]:
-    """``root/name``: shards of ``count`` depth samples as a benchmark reader would write them, plus manifest."""
-    rng = np.random.default_rng(seed)
-    h, w = SIZES[name]
-    out, samples, records = root / name, [], []
-    out.mkdir(parents=True)
-    protocol = PROTOCOLS[name]
-    for i in range(count):
-        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        low, high = max(protocol.min_depth, 0.05) * 1.1, min(protocol.max_depth or 100.0, 100.0) * 0.9
-        depth = np.exp(rng.uniform(np.log(low), np.log(high), (h, w))).astype(np.float32)
-        depth[rng.random((h, w)) < 0.2] = 0.0  # sparse / missing ground truth
-        mask = None
-        if name.startswith("diode"):
-            mask = rng.random((h, w)) > 0.1
-            depth[~mask] = 0.0
-        meta = {"source": name, "benchmark": name, "label_kind": "depth", "original_size": [h, w], "scale": 1.0}
-        samples.append(Sample(key=f"{name}_{i:03d}", image=image, label=depth, mask=mask, meta=meta))
-    for start in range(0, count, per_shard):
-        shard = f"shard-{start // per_shard:06d}.tar"
-        with wds.TarWriter(str(out / shard)) as writer:
-            for sample in samples[start : start + per_shard]:
-                writer.write(encode_sample(sample, image_format="png"))
-        chunk = len(samples[start : start + per_shard])
-        records.append(ShardRecord(shard, chunk, (out / shard).stat().st_size, "0" * 64))
-    Manifest(source=name, builder_version="test", shards=records, label_kind="depth").save(out)
-    return samples
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DepthAnything]:
-    torch.manual_seed(3)
-    model = DepthAnything(**TINY).eval()
-    with torch.no_grad():  # lift the final ReLU's input so the random model's disparity is not all zeros
-        model.depth_head.scratch.output_conv2[2].bias.fill_(0.5)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    model.save_checkpoint(path, format="anydepth")
+    model = tiny_checkpoint(path)
     return path, model
 
 

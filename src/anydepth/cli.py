@@ -1,20 +1,24 @@
-"""The ``anydepth`` command line: ``anydepth infer``, ``convert``, ``shards`` and ``eval``.
+"""The ``anydepth`` command line: the tools ``anydepth infer``, ``convert``, ``shards`` and ``eval``, and the
+LightningCLI subcommands ``anydepth fit``, ``validate``, ``test`` and ``predict``.
 
-Every subcommand is one subparser registered by an ``add_<name>_parser(subparsers)`` function
+Every tool is one subparser registered by an ``add_<name>_parser(subparsers)`` function
 that sets ``func`` (``args -> exit code``) as a parser default; ``main`` parses, dispatches and
 turns user mistakes (``USER_ERRORS``) into one ``anydepth <command>: error: ...`` message and
-exit code 2, like argparse's own usage errors. Future subcommands (pseudo-label and the
-LightningCLI fit/validate/test, which can receive their remaining arguments with
-``argparse.REMAINDER``) plug in the same way.
+exit code 2, like argparse's own usage errors. Future tools (pseudo-label) plug in the same way.
+
+``anydepth fit|validate|test|predict ARGS`` hands ``ARGS`` to :class:`lightning.pytorch.cli.LightningCLI`
+(:func:`run_lightning`): any LightningModule as ``--model`` and any LightningDataModule as ``--data``
+(``class_path`` + ``init_args``, usually from ``--config cfg.yaml``), ``--trainer.*`` for the Trainer, e.g.
+``anydepth test --config configs/eval/test.yaml --model.init_args.checkpoint ckpt.pth`` (zero-shot evaluation,
+DDP with ``--trainer.devices N``). Those four are registered in the parser only so ``anydepth --help`` lists
+them; ``main`` routes them to LightningCLI before argparse sees the rest of the line.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
-import math
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -338,15 +342,6 @@ def _devices(value: str) -> int | str | list[int]:
     return count
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN (a benchmark without valid pixels) -> null, so the file is strict JSON."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def run_eval(args: argparse.Namespace) -> int:
     """``anydepth eval``: zero-shot metrics of a checkpoint on benchmark shards; Markdown table on stdout."""
     from anydepth.evaluation import EvaluationError  # imported here: Lightning slows every command's start
@@ -360,7 +355,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def _run_eval(args: argparse.Namespace) -> int:
     from lightning.pytorch.utilities import rank_zero_only
 
-    from anydepth.evaluation import evaluate, format_markdown_table, load_protocols
+    from anydepth.evaluation import evaluate, format_markdown_table, load_protocols, write_report
 
     if args.input_size < 14:
         raise UsageError(f"--input-size must be at least 14 (one ViT patch), got {args.input_size}")
@@ -390,14 +385,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(format_markdown_table(results))
     if args.output is not None:
-        report = {
-            "metrics": results,
-            "protocols": {name: protocols[name].to_dict() for name in results},
-            "checkpoint": str(args.checkpoint),
-            "input_size": args.input_size,
-        }
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+        write_report(args.output, results, protocols, args.checkpoint, args.input_size)
         print(f"wrote metrics of {_plural(len(results), 'benchmark')} to {args.output}", file=sys.stderr)
     return EXIT_OK
 
@@ -453,16 +441,111 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+# ---------------------------------------------------------------- LightningCLI: fit, validate, test, predict
+
+LIGHTNING_SUBCOMMANDS: dict[str, str] = {
+    "fit": "LightningCLI: train a --model on --data (Trainer.fit)",
+    "validate": "LightningCLI: one validation pass (Trainer.validate)",
+    "test": "LightningCLI: one test pass (Trainer.test), e.g. zero-shot evaluation with configs/eval/test.yaml",
+    "predict": "LightningCLI: predictions of a --model on --data (Trainer.predict)",
+}
+"""The subcommands :func:`main` hands to :class:`lightning.pytorch.cli.LightningCLI`."""
+
+
+def run_lightning(argv: Sequence[str]) -> int:
+    """``anydepth fit|validate|test|predict ...``: run LightningCLI on ``argv`` (subcommand first).
+
+    Models are any ``lightning.LightningModule`` and data any ``lightning.LightningDataModule``, named by
+    ``class_path`` (subclass mode, so one command serves the evaluator now and training modules later); the parsed
+    config is saved to the Trainer's log directory (``config.yaml``, overwritten); ``--optimizer`` and
+    ``--lr_scheduler`` stay available for ``fit`` (LightningCLI's ``auto_configure_optimizers`` default; a model's
+    own ``configure_optimizers`` is used when they are not given). Returns 0 when the run finished,
+    LightningCLI's exit code for ``--help`` (0) and parse errors (2), and 2 with one
+    ``anydepth <command>: error: ...`` line for user errors (e.g. missing benchmark shards).
+    """
+    from lightning import LightningDataModule, LightningModule
+    from lightning.pytorch.cli import LightningCLI
+
+    from anydepth.evaluation import BenchmarkDataModule, EvaluationError
+
+    class AnydepthCLI(LightningCLI):
+        def before_test(self) -> None:
+            # too few shards for the devices: one error before DDP starts (not one per rank after)
+            if isinstance(self.datamodule, BenchmarkDataModule):
+                self.datamodule.rank_shards(0, self.trainer.world_size)
+
+    argv = list(argv)
+    command = argv[0] if argv else "?"
+    try:
+        with warnings.catch_warnings():
+            # main(argv) is how anydepth passes its own command line (even when it equals sys.argv[1:])
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+            AnydepthCLI(
+                LightningModule,
+                LightningDataModule,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                save_config_kwargs={"overwrite": True},
+                parser_kwargs={"prog": PROG},
+                args=argv,
+            )
+    except SystemExit as exit_:  # --help, parse errors, Ctrl+C (Lightning exits with 1)
+        return exit_.code if isinstance(exit_.code, int) else (EXIT_OK if exit_.code is None else EXIT_USAGE)
+    except Exception as err:
+        user_error = _user_error(err, (*USER_ERRORS, EvaluationError))
+        if user_error is None:
+            raise
+        print(f"{PROG} {command}: error: {user_error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # before the Trainer runs (Lightning handles it during a run)
+        print(f"{PROG} {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _user_error(err: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """``err`` or the exception it was raised from, when one is a user error: jsonargparse reports a failing
+    ``--model``/``--data`` constructor as a ValueError raised from the constructor's exception."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kinds):
+            return current
+        seen.add(id(current))
+        current = current.__cause__
+    return None
+
+
+def add_lightning_parsers(subparsers: Any) -> None:
+    """List ``fit``, ``validate``, ``test`` and ``predict`` in ``anydepth --help`` (``main`` hands them to
+    LightningCLI before argparse parses them; their options are in ``anydepth <command> --help``)."""
+    for name, text in LIGHTNING_SUBCOMMANDS.items():
+        parser = subparsers.add_parser(
+            name, help=text, add_help=False,
+            description=f"{text}. Options: anydepth {name} --help (LightningCLI).",
+        )  # fmt: skip
+        parser.add_argument("args", nargs=argparse.REMAINDER, help="LightningCLI arguments")
+        parser.set_defaults(func=lambda args: run_lightning([args.command, *args.args]))
+
+
 # ---------------------------------------------------------------- main
 
-SUBCOMMANDS: tuple[Callable[[Any], argparse.ArgumentParser], ...] = (
-    add_infer_parser, add_convert_parser, add_shards_parser, add_eval_parser,
+SUBCOMMANDS: tuple[Callable[[Any], argparse.ArgumentParser | None], ...] = (
+    add_infer_parser, add_convert_parser, add_shards_parser, add_eval_parser, add_lightning_parsers,
 )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``anydepth`` parser with one subparser per entry of ``SUBCOMMANDS``."""
-    parser = argparse.ArgumentParser(prog=PROG, description="Depth Anything style monocular depth models.")
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Depth Anything style monocular depth models. infer, convert, shards and eval are tools; fit, validate, "
+            "test and predict run LightningCLI (jsonargparse: --config cfg.yaml, --model, --data, --trainer.*), "
+            "e.g. anydepth test --config configs/eval/test.yaml --model.init_args.checkpoint CKPT "
+            "--data.init_args.data_root DIR (zero-shot evaluation; --trainer.devices N runs DDP)."
+        ),
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(subparsers)
@@ -471,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``anydepth``; returns the exit code (console scripts call ``sys.exit(main())``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
+        return run_lightning(argv)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

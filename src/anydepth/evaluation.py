@@ -23,12 +23,15 @@ where it comes from (``note``). ``configs/eval/protocols.yaml`` mirrors it and i
 :func:`evaluate` runs a :class:`DepthEvaluator` (a LightningModule) with ``lightning.Trainer.test`` over the
 benchmark shards (``data_root/<benchmark>/manifest.json``, built by ``anydepth shards build --source <benchmark>``).
 The metrics are torchmetrics states reduced by sum across ranks, and each rank reads a disjoint set of shards, so
-``devices=N`` (DDP) gives the single-device result exactly (up to float summation order).
+``devices=N`` (DDP) gives the single-device result exactly (up to float summation order). The same two classes run
+from a LightningCLI config: ``anydepth test --config configs/eval/test.yaml --model.init_args.checkpoint CKPT``
+(``DepthEvaluator(checkpoint, ...)`` and ``BenchmarkDataModule(benchmarks, data_root, ...)`` take plain values).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -61,6 +64,7 @@ __all__ = [
     "PROTOCOLS",
     "BenchmarkDataModule",
     "DepthEvaluator",
+    "EvalProgressBar",
     "EvaluationError",
     "Protocol",
     "benchmark_shards",
@@ -69,6 +73,7 @@ __all__ = [
     "load_protocols",
     "protocol_table",
     "upsample_prediction",
+    "write_report",
 ]
 
 logger = logging.getLogger(__name__)
@@ -381,26 +386,64 @@ class BenchmarkDataModule(pl.LightningDataModule):
     """One evaluation loader per benchmark (``test_dataloader`` returns them in order), each reading every sample of
     its shards once through :class:`~anydepth.data.transforms.EvalTransform` (no shuffling).
 
+    Built from a config (LightningCLI ``--data``): ``benchmarks`` names the benchmarks and each is read from
+    ``data_root/<benchmark>``, checked at construction by :func:`benchmark_shards` (unknown name, missing or partial
+    shards: one :class:`EvaluationError` listing every problem). From Python, ``benchmarks`` may instead map each
+    benchmark to its shards (a shard directory with ``manifest.json``, a shard path or pattern, or a list of them;
+    no ``data_root``), read as given.
+
     Under DDP the loaders are built when the Trainer asks for them (after DDP is set up), and the shards of all
     benchmarks, taken in order as one list, are dealt to the ranks round-robin: each sample is read by exactly one
     rank, and every rank gets a shard as long as there are at least as many shards as ranks (checked; a rank without
     any batch would skip ``on_test_epoch_end`` and hang the others' metric synchronisation). Within a rank, the
     DataLoader workers split that rank's shards. Build benchmark shards with a ``--samples-per-shard`` small enough
     for ``ranks x workers`` shards per benchmark to use every device and worker.
+
+    Args:
+        benchmarks: benchmark names, in dataloader order (read from ``data_root/<name>``), or ``{name: shards}``.
+        data_root: the directory holding one shard directory per benchmark (required with names, unused with a
+            mapping).
+        batch_size: images per batch; > 1 only for benchmarks whose images share one size.
+        num_workers: DataLoader workers per device.
+        input_size: shorter network input side, rounded to a multiple of 14 (518 in the paper).
+        protocols: a protocols YAML (see :func:`load_protocols`) declaring benchmarks beyond the defaults; a
+            :class:`DepthEvaluator` without protocols of its own scores with these.
+        pin_memory: pin host memory (default: when CUDA is available).
     """
 
     def __init__(
         self,
-        shards: Mapping[str, str | os.PathLike | Sequence[str]],
+        benchmarks: list[str] | dict[str, str | list[str]],
+        data_root: str | None = None,
         batch_size: int = 1,
         num_workers: int = 2,
         input_size: int = 518,
+        protocols: str | None = None,
         pin_memory: bool | None = None,
     ) -> None:
         super().__init__()
+        if input_size < 14:
+            raise EvaluationError(f"input_size must be at least 14 (one ViT patch), got {input_size}")
+        if batch_size < 1:
+            raise EvaluationError(f"batch_size must be at least 1, got {batch_size}")
+        if num_workers < 0:
+            raise EvaluationError(f"num_workers must be >= 0, got {num_workers}")
+        self.protocols = None if protocols is None else load_protocols(protocols)  # None: the defaults
+        if isinstance(benchmarks, Mapping):
+            if data_root is not None:
+                raise EvaluationError("give data_root with benchmark names, not with a {benchmark: shards} mapping")
+            shards: Mapping[str, Any] = benchmarks
+        else:
+            if isinstance(benchmarks, str):  # "nyuv2,kitti" or "nyuv2"
+                benchmarks = [b.strip() for b in benchmarks.split(",") if b.strip()]
+            if data_root is None:
+                raise EvaluationError("data_root is required: benchmarks are read from data_root/<benchmark>")
+            names = list(dict.fromkeys(benchmarks))
+            shards = benchmark_shards(names, data_root, self.protocols)
         self.shards = {
             name: [str(s)] if isinstance(s, str | os.PathLike) else [str(x) for x in s] for name, s in shards.items()
         }
+        self.data_root = data_root
         self.batch_size, self.num_workers, self.input_size = batch_size, num_workers, input_size
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
 
@@ -429,6 +472,10 @@ class BenchmarkDataModule(pl.LightningDataModule):
             offset += len(shards.urls)
         return out
 
+    def setup(self, stage: str) -> None:
+        if self.trainer is not None:  # every rank fails alike (no hang) with fewer shards than ranks
+            self.rank_shards(0, self.trainer.world_size)
+
     def test_dataloader(self) -> list[ShardLoader]:
         rank, world_size = (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
         loaders = []
@@ -453,44 +500,153 @@ def upsample_prediction(pred: Tensor, size: Sequence[int]) -> Tensor:
 
 
 class DepthEvaluator(pl.LightningModule):
-    """Zero-shot evaluation of a :class:`DepthAnything` as a LightningModule for ``Trainer.test``.
+    """Zero-shot evaluation of a :class:`DepthAnything` as a LightningModule for ``Trainer.test`` (``anydepth test``).
 
     ``test_step`` takes :class:`~anydepth.data.transforms.EvalTransform` batches of dataloader ``i`` =
     ``benchmarks[i]`` (``image`` in [0, 1], ImageNet-normalised here on the device; ``label`` depth in metres and
     ``mask`` at ``original_size``, the ground-truth resolution), upsamples the prediction to that size, builds the
     protocol's valid mask (:meth:`Protocol.valid_mask`) and updates that benchmark's :class:`RelativeDepthMetrics`.
     ``on_test_epoch_end`` computes every benchmark (synchronised across ranks), logs ``<benchmark>/<metric>``, stores
-    the values in :attr:`results` (``{benchmark: {metric: float, "images": int}}``) and resets the metrics.
+    the values in :attr:`results` (``{benchmark: {metric: float, "images": int}}``) and resets the metrics;
+    at the end of ``test`` (``teardown``), rank 0 prints them as a Markdown table (:func:`format_markdown_table`)
+    and writes ``output``.
+
+    The constructor takes what a LightningCLI config can hold (``configs/eval/test.yaml``); :meth:`from_model` wraps
+    a model already in memory. With a :class:`BenchmarkDataModule`, benchmarks and protocols left unset here are
+    taken from it at ``setup``, and ones set on both must agree (dataloader ``i`` is scored as ``benchmarks[i]``).
 
     Args:
-        model: the network; it stays in eval mode.
-        protocols: ``{name: Protocol}`` (or an iterable of protocols) covering ``benchmarks``.
-        benchmarks: the benchmark of each test dataloader, in order (default: every protocol given).
+        checkpoint: any checkpoint :meth:`DepthAnything.from_checkpoint` reads (official ``.pth``, transformers
+            directory, anydepth / Lightning checkpoint).
+        benchmarks: the benchmark of each test dataloader, in order (default: the data module's).
+        protocols: a protocols YAML merged over the defaults (:func:`load_protocols`); default: the data module's
+            protocols if it has some, else :data:`PROTOCOLS`.
+        encoder: expected encoder, checked against the checkpoint.
+        version: Depth Anything version, for checkpoints that do not say.
+        output: also write the metrics, protocols, checkpoint and input size as JSON to this file (rank 0), as
+            ``anydepth eval --output``.
+        print_table: print the Markdown table on stdout at the end of ``test`` (rank 0).
     """
 
     def __init__(
         self,
+        checkpoint: str,
+        benchmarks: list[str] | None = None,
+        protocols: str | None = None,
+        encoder: str | None = None,
+        version: str | None = None,
+        output: str | None = None,
+        print_table: bool = True,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        model = DepthAnything.from_checkpoint(checkpoint, encoder=encoder, version=version)
+        self._build(model, None if protocols is None else load_protocols(protocols), benchmarks, output, print_table)
+        self.checkpoint: str | None = str(checkpoint)
+
+    @classmethod
+    def from_model(
+        cls,
         model: DepthAnything,
         protocols: Mapping[str, Protocol] | Iterable[Protocol] | None = None,
         benchmarks: Sequence[str] | None = None,
+        output: str | os.PathLike | None = None,
+        print_table: bool = False,
+    ) -> DepthEvaluator:
+        """An evaluator of ``model`` (no checkpoint is read): ``protocols`` ``{name: Protocol}`` or an iterable of
+        protocols (default: the data module's, else :data:`PROTOCOLS`), ``benchmarks`` in dataloader order (default:
+        the data module's, else every protocol); ``output`` and ``print_table`` as in the constructor."""
+        self = cls.__new__(cls)
+        pl.LightningModule.__init__(self)
+        self._build(model, protocols, benchmarks, output, print_table)
+        self.checkpoint = None
+        return self
+
+    def _build(
+        self,
+        model: DepthAnything,
+        protocols: Mapping[str, Protocol] | Iterable[Protocol] | None,
+        benchmarks: Sequence[str] | None,
+        output: str | os.PathLike | None,
+        print_table: bool,
     ) -> None:
-        super().__init__()
-        protocols = PROTOCOLS if protocols is None else protocols
-        if not isinstance(protocols, Mapping):
+        if protocols is not None and not isinstance(protocols, Mapping):
             protocols = {p.name: p for p in protocols}
-        benchmarks = list(protocols) if benchmarks is None else list(benchmarks)
+        self.model = model.eval()
+        # DDP: a rank may hold no shard of some benchmark (the data module gives every rank at least one batch)
+        self.allow_zero_length_dataloader_with_multiple_devices = True
+        self.output = None if output is None else Path(output)
+        self.print_table = print_table
+        self._given = (None if protocols is None else dict(protocols), None if benchmarks is None else list(benchmarks))
+        self.benchmarks: list[str] = []
+        self.protocols: dict[str, Protocol] = {}
+        self.metrics = nn.ModuleDict()
+        self.results: dict[str, dict[str, float]] = {}
+        self._quiet: warnings.catch_warnings | None = None
+        if benchmarks is not None:  # unknown or repeated names fail here, before any Trainer starts
+            self._configure(list(benchmarks), PROTOCOLS if protocols is None else protocols)
+        elif protocols is not None:
+            self._configure(list(protocols), protocols)
+
+    def _configure(self, benchmarks: list[str], protocols: Mapping[str, Protocol]) -> None:
+        """Score ``benchmarks`` (dataloader order) with ``protocols``: one fresh metric per benchmark."""
         unknown = [b for b in benchmarks if b not in protocols]
         if unknown:
             raise EvaluationError(f"no protocol for benchmark(s) {', '.join(unknown)}; known: {', '.join(protocols)}")
         if len(set(benchmarks)) != len(benchmarks):
             raise EvaluationError(f"benchmarks listed twice: {benchmarks}")
-        self.model = model.eval()
-        # DDP: a rank may hold no shard of some benchmark (the data module gives every rank at least one batch)
-        self.allow_zero_length_dataloader_with_multiple_devices = True
-        self.benchmarks = benchmarks
-        self.protocols = {name: protocols[name] for name in benchmarks}
-        self.metrics = nn.ModuleDict({name: protocol.metric() for name, protocol in self.protocols.items()})
-        self.results: dict[str, dict[str, float]] = {}
+        chosen = {name: protocols[name] for name in benchmarks}
+        if benchmarks == self.benchmarks and chosen == self.protocols:
+            return
+        self.benchmarks, self.protocols = benchmarks, chosen
+        self.metrics = nn.ModuleDict({name: protocol.metric() for name, protocol in chosen.items()})
+
+    def setup(self, stage: str) -> None:
+        """Take the benchmarks and protocols left unset from a :class:`BenchmarkDataModule`; check the ones set."""
+        if stage == "test" and self._quiet is None:
+            # The shard datasets' __len__ is exact per worker; a rank without shards of a benchmark is expected (see
+            # BenchmarkDataModule: its metric is then computed, i.e. synchronised, without a local update); the
+            # logged values are already synchronised by torchmetrics. The filters are undone in teardown.
+            self._quiet = warnings.catch_warnings()
+            self._quiet.__enter__()
+            _silence_expected_warnings()
+        given_protocols, given_benchmarks = self._given
+        data = self.trainer.datamodule
+        if not isinstance(data, BenchmarkDataModule):
+            if given_benchmarks is None and given_protocols is None:
+                self._configure(list(PROTOCOLS), PROTOCOLS)
+            return
+        protocols = given_protocols or data.protocols or PROTOCOLS
+        benchmarks = data.benchmarks if given_benchmarks is None else given_benchmarks
+        if benchmarks != data.benchmarks:
+            raise EvaluationError(
+                f"the model scores benchmarks {benchmarks} but the data module reads {data.benchmarks} (test "
+                "dataloader i is scored as benchmarks[i]): list the same benchmarks in the same order, or leave the "
+                "model's benchmarks unset to take the data module's"
+            )
+        if given_protocols is not None and data.protocols is not None:
+            differ = [b for b in benchmarks if given_protocols.get(b) != data.protocols.get(b)]
+            if differ:
+                raise EvaluationError(
+                    f"the model's and the data module's protocols differ for {', '.join(differ)}: give the protocols "
+                    "YAML to the data module only (the model then scores with it), or the same file to both"
+                )
+        self._configure(list(benchmarks), protocols)
+
+    def teardown(self, stage: str) -> None:
+        """After ``test`` (and after Lightning's own results table), rank 0 prints the Markdown table
+        (``print_table``) and writes ``output``; every rank holds the same, synchronised results."""
+        if self._quiet is not None:
+            self._quiet.__exit__(None, None, None)
+            self._quiet = None
+        if stage != "test" or not self.results or not self.trainer.is_global_zero:
+            return
+        if self.print_table:
+            print(format_markdown_table(self.results), flush=True)
+        if self.output is not None:
+            write_report(self.output, self.results, self.protocols, self.checkpoint,
+                         getattr(self.trainer.datamodule, "input_size", None))  # fmt: skip
+            print(f"wrote metrics of {len(self.results)} benchmark(s) to {self.output}", file=sys.stderr)
 
     def train(self, mode: bool = True) -> DepthEvaluator:
         """The wrapped model never leaves eval mode (no dropout / drop-path at evaluation)."""
@@ -518,6 +674,15 @@ class DepthEvaluator(pl.LightningModule):
         protocol = self.protocols[name]
         self.metrics[name].update(pred, depth, protocol.valid_mask(depth, mask))
 
+    def on_test_start(self) -> None:
+        loaders = self.trainer.test_dataloaders
+        count = len(loaders) if isinstance(loaders, list | tuple) else 1
+        if count != len(self.benchmarks):
+            raise EvaluationError(
+                f"{count} test dataloader(s) for {len(self.benchmarks)} benchmark(s) {self.benchmarks}: the "
+                "evaluator scores test dataloader i as benchmarks[i]"
+            )
+
     def on_test_epoch_start(self) -> None:
         self.results = {}
         for metric in self.metrics.values():
@@ -535,9 +700,47 @@ class DepthEvaluator(pl.LightningModule):
             self.log_dict({f"{name}/{key}": value for key, value in values.items()}, sync_dist=False)
             metric.reset()
 
+def _silence_expected_warnings() -> None:
+    """Filter the warnings a benchmark evaluation raises by design (see :meth:`DepthEvaluator.setup`)."""
+    warnings.filterwarnings("ignore", message=".*IterableDataset.*has `__len__` defined")
+    warnings.filterwarnings("ignore", message=".*local rank has zero length")
+    warnings.filterwarnings("ignore", message="It is recommended to use `self.log\\(")
+    warnings.filterwarnings("ignore", message="The ``compute`` method of metric RelativeDepthMetrics was called")
 
-class _EvalProgressBar(TQDMProgressBar):
-    """Lightning's progress bar on stderr (stdout carries the results table), labelled with the benchmark."""
+
+def _json_safe(value: Any) -> Any:
+    """NaN (a benchmark without valid pixels) -> null, so the file is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def write_report(
+    path: str | os.PathLike,
+    results: Mapping[str, Mapping[str, Any]],
+    protocols: Mapping[str, Protocol],
+    checkpoint: str | os.PathLike | None,
+    input_size: int | None,
+) -> Path:
+    """Write ``{"metrics", "protocols", "checkpoint", "input_size"}`` as strict JSON (NaN -> null) to ``path``
+    (parents created): the ``anydepth eval --output`` / ``DepthEvaluator(output=...)`` file."""
+    report = {
+        "metrics": dict(results),
+        "protocols": {name: protocols[name].to_dict() for name in results},
+        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "input_size": input_size,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+    return path
+
+
+class EvalProgressBar(TQDMProgressBar):
+    """Lightning's progress bar on stderr (stdout carries the results table), labelled with the benchmark
+    (``anydepth eval`` uses it; add it to ``trainer.callbacks`` of a LightningCLI config)."""
 
     def init_test_tqdm(self) -> Tqdm:
         return Tqdm(
@@ -603,11 +806,11 @@ def evaluate(
         model = checkpoint_or_model
     else:
         model = DepthAnything.from_checkpoint(checkpoint_or_model, encoder=encoder, version=version)
-    evaluator = DepthEvaluator(model, protocols, benchmarks)
+    evaluator = DepthEvaluator.from_model(model, protocols, benchmarks)
     data = BenchmarkDataModule(shards, batch_size=batch_size, num_workers=num_workers, input_size=input_size)
     callbacks = list(trainer_kwargs.pop("callbacks", []) or [])
     if progress:
-        callbacks.append(_EvalProgressBar())
+        callbacks.append(EvalProgressBar())
     settings: dict[str, Any] = dict(
         accelerator=accelerator, devices=devices, strategy=strategy, logger=False, enable_checkpointing=False,
         enable_model_summary=False, enable_progress_bar=progress, callbacks=callbacks,
@@ -616,13 +819,7 @@ def evaluate(
         settings["precision"] = precision
     trainer = pl.Trainer(**{**settings, **trainer_kwargs})
     data.rank_shards(0, trainer.world_size)  # fail early (before any DDP launch) with too few shards
-    with warnings.catch_warnings():
-        # The shard datasets' __len__ is exact per worker; a rank without shards of a benchmark is expected (see
-        # BenchmarkDataModule: its metric is then computed, i.e. synchronised, without a local update); the logged
-        # values are already synchronised by torchmetrics.
-        warnings.filterwarnings("ignore", message=".*IterableDataset.*has `__len__` defined")
-        warnings.filterwarnings("ignore", message=".*local rank has zero length")
-        warnings.filterwarnings("ignore", message="It is recommended to use `self.log\\(")
-        warnings.filterwarnings("ignore", message="The ``compute`` method of metric RelativeDepthMetrics was called")
+    with warnings.catch_warnings():  # the expected ones, see DepthEvaluator.setup
+        _silence_expected_warnings()
         trainer.test(evaluator, dataloaders=data, verbose=False)
     return {name: evaluator.results[name] for name in benchmarks}
