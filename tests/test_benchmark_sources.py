@@ -472,7 +472,7 @@ def test_diode_indoor_and_outdoor_never_mix(tmp_path: Path) -> None:
 
 def test_diode_splits_and_errors(tmp_path: Path) -> None:
     diode(tmp_path, "train")
-    with pytest.raises(SourceError, match="indoors/scene_XXXXX"):
+    with pytest.raises(SourceError, match="indoors/scene_NNNNN"):
         DIODEIndoorSource(tmp_path).items()  # the benchmark (val) is absent
     train = check(DIODEOutdoorSource(tmp_path, "train"), 2)
     assert {s.meta["split"] for s in train.values()} == {"train"}
@@ -482,7 +482,7 @@ def test_diode_splits_and_errors(tmp_path: Path) -> None:
         DIODESource(tmp_path)
 
     shutil.rmtree(tmp_path / "train" / "indoors")
-    with pytest.raises(SourceError, match="indoors/scene_XXXXX"):
+    with pytest.raises(SourceError, match="indoors/scene_NNNNN"):
         DIODEIndoorSource(tmp_path, "train").items()  # outdoor scans are never read as indoor
     scan = tmp_path / "train" / "outdoor" / "scene_00022" / "scan_00193"
     (scan / "00022_00193_outdoor_000_000_depth_mask.npy").unlink()

@@ -518,7 +518,7 @@ class SintelSource(BenchmarkSource):
     background/sky has very large depths: protocol ``sintel`` caps the ground truth at 72 (the usual MiDaS-style
     convention; farther pixels are left out of the metrics); the reader applies no cap, the evaluator does. ``split``:
     ``None`` or ``"training"`` (the only split with depth). Every image needs its ``.dpt`` (else ``SourceError``). Keys:
-    ``<scene>/frame_XXXX``.
+    ``<scene>/frame_NNNN``.
     """
 
     name = "sintel"
@@ -552,7 +552,7 @@ class SintelSource(BenchmarkSource):
                 paths = {"image": str(images / scene / name), "label": str(depth)}
                 entries.append((f"{scene}/{frame}", paths, {"scene": scene, "pass": self.image_pass}))
         return _require_found(self, self.base, entries, missing, total, "depth/<scene>/<frame>.dpt",
-                              f"{self.image_pass}/<scene>/frame_XXXX.png images")  # fmt: skip
+                              f"{self.image_pass}/<scene>/frame_NNNN.png images")  # fmt: skip
 
     def load(self, item: SourceItem) -> Sample:
         image = read_rgb(item.paths["image"])
@@ -640,16 +640,16 @@ class ETH3DSource(BenchmarkSource):
     ``multi_view_training_dslr_jpg.7z`` and the ground-truth depth maps ``multi_view_training_dslr_depth.7z`` (or
     the per-scene ``<scene>_dslr_jpg.7z`` / ``<scene>_dslr_depth.7z``), extracted into the same folder. Layout::
 
-        <root>/<scene>/images/dslr_images/DSC_XXXX.JPG              RGB (the distorted images: the depth maps are
+        <root>/<scene>/images/dslr_images/DSC_NNNN.JPG              RGB (the distorted images: the depth maps are
                                                                     rendered for them, not for the undistorted set)
-        <root>/<scene>/ground_truth_depth/dslr_images/DSC_XXXX.JPG  depth, raw float32 (see ``read_eth3d_depth``)
+        <root>/<scene>/ground_truth_depth/dslr_images/DSC_NNNN.JPG  depth, raw float32 (see ``read_eth3d_depth``)
 
-    ``<scene>/ground_truth_masked/depth/DSC_XXXX.JPG`` is accepted as the depth folder too (used if the official one
+    ``<scene>/ground_truth_masked/depth/DSC_NNNN.JPG`` is accepted as the depth folder too (used if the official one
     is absent). Despite the ``.JPG`` name a depth file is little-endian float32, row-major, exactly W x H values with
     no header; its size is the image's (read from the decoded JPEG, whose header gives it). Label: ``depth`` in
     metres (rendered from the laser scan); ``inf`` = no ground truth, stored as 0 (invalid), as are values <= 0.
     Protocol ``eth3d``: no crop and no upper cap (as Marigold). ``split``: ``None`` only (the training
-    set is the benchmark). Every image needs its depth file (else ``SourceError``). Keys: ``<scene>/DSC_XXXX``.
+    set is the benchmark). Every image needs its depth file (else ``SourceError``). Keys: ``<scene>/DSC_NNNN``.
     """
 
     name = "eth3d"
@@ -699,9 +699,9 @@ class DIODESource(BenchmarkSource):
     Obtain from diode-dataset.org: ``val.tar.gz`` (depth + masks; ``train.tar.gz`` has the same layout). Layout
     (``root`` holds ``val/``, or is the ``val/`` folder itself)::
 
-        <root>/val/<indoors|outdoor>/scene_XXXXX/scan_XXXXX/<name>.png              RGB
-        <root>/val/<indoors|outdoor>/scene_XXXXX/scan_XXXXX/<name>_depth.npy        float32 H x W x 1, metres
-        <root>/val/<indoors|outdoor>/scene_XXXXX/scan_XXXXX/<name>_depth_mask.npy   H x W validity, non-zero = valid
+        <root>/val/<indoors|outdoor>/scene_NNNNN/scan_NNNNN/<name>.png              RGB
+        <root>/val/<indoors|outdoor>/scene_NNNNN/scan_NNNNN/<name>_depth.npy        float32 H x W x 1, metres
+        <root>/val/<indoors|outdoor>/scene_NNNNN/scan_NNNNN/<name>_depth_mask.npy   H x W validity, non-zero = valid
 
     Indoor (``diode-indoor``, ``DIODEIndoorSource``, folder ``indoors/``, 325 images) and outdoor (``diode-outdoor``,
     ``DIODEOutdoorSource``, folder ``outdoor/``, 446 images) are separate kinds and never mixed: each reads only its own
@@ -709,7 +709,7 @@ class DIODESource(BenchmarkSource):
     depth is set to 0 wherever it is invalid (mask zero, depth <= 0 or non-finite). Protocols ``diode-indoor`` /
     ``diode-outdoor``: the mask and 0.6-350 m (the scanner's range), applied by the evaluator. ``split``: ``None`` or
     ``"val"`` (the benchmark); ``"train"``. Every image needs both ``.npy`` files (else ``SourceError``). Keys:
-    ``scene_XXXXX/scan_XXXXX/<name>``.
+    ``scene_NNNNN/scan_NNNNN/<name>``.
     """
 
     name = "diode"
@@ -728,7 +728,7 @@ class DIODESource(BenchmarkSource):
     def items(self) -> list[SourceItem]:
         if not self.base.is_dir():
             parent = self.base.parent
-            raise layout_error(self.name, parent, f"{self.SCENE_DIR}/scene_XXXXX/scan_XXXXX/ (DIODE {self.SCENE_TYPE})")
+            raise layout_error(self.name, parent, f"{self.SCENE_DIR}/scene_NNNNN/scan_NNNNN/ (DIODE {self.SCENE_TYPE})")
         entries: list[Entry] = []
         missing: list[str] = []
         total = 0
@@ -744,7 +744,7 @@ class DIODESource(BenchmarkSource):
                      "scan": parts[1] if len(parts) > 2 else ""}  # fmt: skip
             entries.append((stem, {"image": str(self.base / rel), "label": str(depth), "mask": str(mask)}, extra))
         return _require_found(self, self.base, entries, missing, total, "<name>_depth.npy and <name>_depth_mask.npy",
-                              "scene_XXXXX/scan_XXXXX/<name>.png images")  # fmt: skip
+                              "scene_NNNNN/scan_NNNNN/<name>.png images")  # fmt: skip
 
     def load(self, item: SourceItem) -> Sample:
         image = read_rgb(item.paths["image"])
