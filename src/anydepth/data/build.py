@@ -13,9 +13,9 @@ processes, spawn-safe; ``workers=1`` builds in-process):
   sky: nearest neighbour, so invalid label values never blend into valid ones), with
   ``meta["scale"]`` multiplied by the factor and ``meta["original_size"]`` kept;
 - the shard is written with webdataset's ``TarWriter`` (fixed mtime and owner, so the bytes only
-  depend on the data and the settings) into ``shard-XXXXXX.tar.tmp``, fsynced, then renamed to
-  ``shard-XXXXXX.tar``: a shard file is never half-written;
-- a completion record ``shard-XXXXXX.json`` (``samples``, ``bytes``, ``sha256``, ``skipped``) is
+  depend on the data and the settings) into ``shard-NNNNNN.tar.tmp``, fsynced, then renamed to
+  ``shard-NNNNNN.tar``: a shard file is never half-written;
+- a completion record ``shard-NNNNNN.json`` (``samples``, ``bytes``, ``sha256``, ``skipped``) is
   written last, atomically.
 
 A chunk whose items were all skipped writes no tar (only its ``.json``, with 0 samples) and is
