@@ -13,12 +13,12 @@ import torch
 from PIL import Image
 
 from anydepth.cli import main
+from anydepth.images import read_rgb
 from anydepth.inference import (
     InputError,
     SkippedInputWarning,
     list_inputs,
     output_names,
-    read_rgb,
     run_inference,
 )
 from anydepth.models import DepthAnything
@@ -135,11 +135,15 @@ def test_list_inputs_and_names(photos: tuple[Path, dict], tmp_path: Path) -> Non
         list_inputs(tmp_path / "nope")
 
 
-def test_read_rgb_applies_exif_orientation(tmp_path: Path) -> None:
+def test_infer_applies_exif_orientation(tiny, tmp_path: Path) -> None:
+    """Inputs are read upright (EXIF applied), unlike labeled data, whose labels follow the stored grid."""
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
     Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "rot.jpg", exif=exif)
-    assert read_rgb(tmp_path / "rot.jpg").shape == (60, 40, 3)
+    assert read_rgb(tmp_path / "rot.jpg", exif=True).shape == (60, 40, 3)
+    assert read_rgb(tmp_path / "rot.jpg").shape == (40, 60, 3)
+    assert infer(tiny[0], tmp_path / "rot.jpg", tmp_path / "out", "--raw-npy") == 0
+    assert np.load(tmp_path / "out" / "rot.npy").shape == (60, 40)
 
 
 # ---------------------------------------------------------------- CLI

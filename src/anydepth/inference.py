@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 from anydepth import visualize
+from anydepth.images import IMAGE_EXTENSIONS, read_rgb
 from anydepth.models.depth_anything import DepthAnything
 from anydepth.models.preprocess import check_image
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 LIST_EXTENSION = ".txt"
 
 
@@ -146,20 +146,10 @@ def output_names(files: Sequence[Path], root: Path | None = None) -> list[Path]:
     return unique
 
 
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """H x W x 3 uint8 RGB array of an image file, EXIF orientation applied (PIL).
-
-    Raises ``PIL.UnidentifiedImageError`` or ``OSError`` for files PIL cannot decode.
-    """
-    with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image)
-        return np.array(image.convert("RGB"), dtype=np.uint8)
-
-
 def _read_checked(path: Path) -> tuple[np.ndarray | None, str]:
     """``(rgb, "")`` for a usable image, ``(None, reason)`` otherwise."""
     try:
-        rgb = read_rgb(path)
+        rgb = read_rgb(path, exif=True)
     except Image.UnidentifiedImageError:
         return None, "not an image file PIL can read"
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:

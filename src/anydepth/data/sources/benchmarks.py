@@ -48,9 +48,9 @@ from anydepth.data.sources.folders import (
     make_sample,
     read_label,
     read_png16,
-    read_rgb,
     strip_ext,
 )
+from anydepth.images import read_rgb
 
 Entry = tuple[str, dict[str, str], dict[str, Any]]
 

@@ -20,7 +20,6 @@ from PIL import Image
 from anydepth.data.schema import Sample
 from anydepth.data.sources.base import Source, SourceError, SourceItem
 from anydepth.data.sources.folders import (
-    IMAGE_EXTENSIONS,
     examples,
     keyed_items,
     layout_error,
@@ -29,9 +28,9 @@ from anydepth.data.sources.folders import (
     read_mask,
     read_pfm,
     read_png16,
-    read_rgb,
     strip_ext,
 )
+from anydepth.images import IMAGE_EXTENSIONS, read_rgb
 
 
 def _listdir(directory: Path) -> list[str]:

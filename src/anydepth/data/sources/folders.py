@@ -2,7 +2,7 @@
 
 Helpers (also used by :mod:`anydepth.data.sources.datasets`):
 
-- ``read_rgb``: any PIL-readable image as H x W x 3 uint8 RGB (EXIF orientation optional).
+- ``read_rgb`` and ``IMAGE_EXTENSIONS`` (from :mod:`anydepth.images`): any PIL-readable image as RGB.
 - ``read_png16``: a single-channel 8/16-bit PNG as float32, divided by a scale factor.
 - ``read_pfm``: a PFM file (``Pf`` grey or ``PF`` colour), rows flipped to top-to-bottom.
 - ``read_exr``: one channel of an OpenEXR file (the only one, else ``Y`` or ``R``) as float32.
@@ -25,28 +25,18 @@ from typing import Any
 
 import numpy as np
 import OpenEXR
-from PIL import Image, ImageOps
+from PIL import Image
 
 from anydepth.data.schema import Sample
 from anydepth.data.sources.base import Source, SourceError, SourceItem
+from anydepth.images import IMAGE_EXTENSIONS, read_rgb
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 LABEL_EXTENSIONS: tuple[str, ...] = (".png", ".npy", ".pfm", ".exr")
 EXR_CHANNELS: tuple[str, ...] = ("Y", "R")  # read_exr's choice, in order, when a file has several channels
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-/]")
 _GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 # ----------------------------------------------------------------------------------------------- readers
-
-
-def read_rgb(path: str | Path, exif: bool = False) -> np.ndarray:
-    """Read an image as H x W x 3 uint8 RGB; ``exif=True`` applies the EXIF orientation tag first.
-
-    Labeled readers keep ``exif=False``: their labels are aligned with the stored pixel grid."""
-    with Image.open(path) as img:
-        if exif:
-            img = ImageOps.exif_transpose(img)
-        return np.array(img.convert("RGB"), dtype=np.uint8)
 
 
 def read_png16(path: str | Path, scale: float = 1.0) -> np.ndarray:
