@@ -44,7 +44,6 @@ from typing import Any, Literal, get_args
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 import yaml
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
@@ -55,7 +54,7 @@ from anydepth.data.manifest import MANIFEST_NAME, Manifest
 from anydepth.data.transforms import EvalTransform
 from anydepth.metrics import RelativeDepthMetrics
 from anydepth.models.depth_anything import DepthAnything
-from anydepth.models.preprocess import normalize
+from anydepth.models.preprocess import normalize, upsample_prediction
 
 __all__ = [
     "CROPS",
@@ -488,15 +487,6 @@ class BenchmarkDataModule(pl.LightningDataModule):
 
 
 # ---------------------------------------------------------------------------------------------------- runner
-
-
-def upsample_prediction(pred: Tensor, size: Sequence[int]) -> Tensor:
-    """``B x h x w`` prediction -> ``B x H x W`` float32, bilinear with ``align_corners=True`` (as the official
-    ``infer_image`` and :meth:`DepthAnything.infer_images`)."""
-    size = (int(size[0]), int(size[1]))
-    if tuple(pred.shape[-2:]) == size:
-        return pred.float()
-    return F.interpolate(pred[:, None].float(), size=size, mode="bilinear", align_corners=True)[:, 0]
 
 
 class DepthEvaluator(pl.LightningModule):

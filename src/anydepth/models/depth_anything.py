@@ -14,7 +14,7 @@ from torch import nn
 
 from anydepth.models.dpt import DPTHead
 from anydepth.models.encoder import ENCODERS, PATCH_SIZE, DINOv2Encoder, PosEmbedInterpolation
-from anydepth.models.preprocess import check_image, prepare_images
+from anydepth.models.preprocess import check_image, prepare_images, upsample_prediction
 
 Version = Literal["v1", "v2"]
 VERSIONS: tuple[str, ...] = ("v1", "v2")
@@ -211,8 +211,8 @@ class DepthAnything(nn.Module):
                 for start in range(0, len(indices), batch_size):
                     chunk = indices[start : start + batch_size]
                     batch = prepare_images([images[i] for i in chunk], input_size, device).to(dtype)
-                    depth = F.interpolate(self(batch)[:, None].float(), size, mode="bilinear", align_corners=True)
-                    for i, d in zip(chunk, depth[:, 0].cpu().numpy()):
+                    depth = upsample_prediction(self(batch), size)
+                    for i, d in zip(chunk, depth.cpu().numpy()):
                         results[i] = d
         finally:
             self.train(was_training)

@@ -62,3 +62,12 @@ def prepare_images(
     size = lower_bound_size(height, width, input_size)
     batch = F.interpolate(batch, size=size, mode="bicubic", align_corners=False)
     return normalize(batch)
+
+
+def upsample_prediction(pred: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """``B x h x w`` prediction -> ``B x H x W`` float32, bilinear with ``align_corners=True`` (the official
+    ``infer_image``); returned as is (in float32) when already at ``size``."""
+    size = (int(size[0]), int(size[1]))
+    if tuple(pred.shape[-2:]) == size:
+        return pred.float()
+    return F.interpolate(pred[:, None].float(), size=size, mode="bilinear", align_corners=True)[:, 0]
