@@ -325,6 +325,26 @@ def _load_dinov2(
     return model
 
 
+def load_dinov2_encoder(encoder: nn.Module, path: str | os.PathLike) -> None:
+    """Load a Meta DINOv2 backbone file (``dinov2_vits14_pretrain.pth``: ``cls_token``, ``pos_embed``,
+    ``blocks.*`` ...) into ``encoder`` (a ``DepthAnything.pretrained``), strictly: a missing file, another format
+    or another size raises ``CheckpointError`` naming the file and what differs."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"DINOv2 weights {path} do not exist: download dinov2_vit?14_pretrain.pth once (no download happens at "
+            "run time) and pass its local path"
+        )
+    sd = _torch_load(path)
+    if not (isinstance(sd, dict) and "cls_token" in sd and "pos_embed" in sd):
+        keys = list(sd)[:5] if isinstance(sd, dict) else type(sd).__name__
+        raise CheckpointError(
+            f"{path} is not a DINOv2 backbone state dict (expected cls_token, pos_embed, blocks.*; found {keys}); "
+            "pass Meta's dinov2_vit?14_pretrain.pth"
+        )
+    load_strict(encoder, official_to_native(sd), path)
+
+
 def _hf_layer_indices(backbone: dict[str, Any], path: Path) -> tuple[int, ...]:
     if backbone.get("out_indices"):
         return tuple(int(i) - 1 for i in backbone["out_indices"])  # hidden_states[0] is the embedding

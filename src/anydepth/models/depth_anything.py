@@ -182,11 +182,20 @@ class DepthAnything(nn.Module):
     def from_config(cls, config: DepthAnythingConfig, **kwargs: Any) -> DepthAnything:
         return cls(**{**asdict(config), **kwargs})
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        patch_h, patch_w = x.shape[-2] // PATCH_SIZE, x.shape[-1] // PATCH_SIZE
-        features = self.pretrained.forward_features(x, self.config.layer_indices)
-        depth = self.depth_head(features, patch_h, patch_w)
+    def _decode(self, features: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
+        depth = self.depth_head(features, x.shape[-2] // PATCH_SIZE, x.shape[-1] // PATCH_SIZE)
         return F.relu(depth).squeeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._decode(self.pretrained.forward_features(x, self.config.layer_indices), x)
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(disparity B x H x W, last-block patch tokens B x N x C after the final norm)`` in one encoder pass:
+        the tokens are the student feature ``f`` of the feature alignment loss (eq. 9)."""
+        last = self.config.depth - 1
+        wanted = tuple(sorted({*self.config.layer_indices, last}))  # timm returns blocks in ascending order
+        outputs = dict(zip(wanted, self.pretrained.forward_features(x, wanted)))
+        return self._decode([outputs[i] for i in self.config.layer_indices], x), outputs[last][0]
 
     @torch.inference_mode()
     def infer_images(self, images: list[np.ndarray], input_size: int = 518, batch_size: int = 4) -> list[np.ndarray]:

@@ -1,0 +1,197 @@
+"""What the teacher and the student share: DINOv2 initialisation, the optimiser and schedule of Sec. 4.1,
+validation with the zero-shot relative-depth metrics, logged depth visualisations and the anydepth checkpoint entry.
+
+Paper, Sec. 4.1: "In both stages, the base learning rate of the pre-trained encoder is set as 5e-6, while the randomly
+initialized decoder uses a 10x larger learning rate. We use the AdamW optimizer and decay the learning rate with a
+linear schedule. We only apply horizontal flipping as our data augmentation for labeled images."
+
+Choices the paper leaves open (all constructor arguments, so YAML can change them): the linear decay goes from the
+base rates to 0 over ``trainer.estimated_stepping_batches`` (every optimiser step, no warm-up); AdamW keeps torch's
+``weight_decay=0.01`` and betas; the flip probability is 0.5.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor
+from torch.optim import AdamW
+from torch.optim.lr_scheduler import LambdaLR
+
+from anydepth.augment import joint_hflip
+from anydepth.metrics import RelativeDepthMetrics, depth_from_label
+from anydepth.models.checkpoint import add_anydepth_metadata, load_dinov2_encoder
+from anydepth.models.depth_anything import DepthAnything
+from anydepth.models.preprocess import normalize, upsample_prediction
+from anydepth.visualize import colorize, side_by_side
+
+__all__ = ["DepthTrainingModule", "LinearDecay", "file_sha256"]
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class LinearDecay:
+    """``LambdaLR`` factor ``max(0, 1 - step / total_steps)``: the linear schedule of Sec. 4.1, from the base rate
+    at step 0 to 0 at the last step."""
+
+    def __init__(self, total_steps: int) -> None:
+        self.total_steps = max(1, int(total_steps))
+
+    def __call__(self, step: int) -> float:
+        return max(0.0, 1.0 - step / self.total_steps)
+
+
+class DepthTrainingModule(pl.LightningModule):
+    """Base of :class:`~anydepth.training.TeacherModule` and :class:`~anydepth.training.StudentModule`.
+
+    The network lives at ``self.model`` (a :class:`DepthAnything`), so every checkpoint this module writes carries
+    the ``checkpoint["anydepth"]`` entry and ``DepthAnything.from_checkpoint`` / ``anydepth infer`` / ``anydepth
+    eval`` / ``anydepth pseudo-label`` read it directly.
+
+    Args:
+        model: the network; its encoder is overwritten with ``pretrained`` when given.
+        pretrained: local path of Meta's DINOv2 backbone weights (``dinov2_vits14_pretrain.pth``; nothing is
+            downloaded). None trains from a random encoder, with a loud warning: only for smoke tests.
+        encoder_lr: AdamW learning rate of the encoder (Sec. 4.1: 5e-6).
+        decoder_lr_multiplier: the DPT decoder's rate relative to the encoder's (Sec. 4.1: 10).
+        weight_decay, betas: AdamW's (the paper gives none; torch's defaults).
+        flip_p: probability of the joint horizontal flip of labeled samples (Sec. 4.1; 0.5).
+        num_visualizations: validation samples logged per validation as ``RGB | prediction | ground truth``
+            images to loggers that have ``log_image`` (wandb); 0 logs none.
+        val_min_depth, val_max_depth: ground-truth depth range counted by the validation metrics
+            (:class:`RelativeDepthMetrics`; disparity labels are scored as depth up to scale).
+    """
+
+    def __init__(
+        self,
+        model: DepthAnything,
+        pretrained: str | None = None,
+        encoder_lr: float = 5e-6,
+        decoder_lr_multiplier: float = 10.0,
+        weight_decay: float = 0.01,
+        betas: tuple[float, float] = (0.9, 0.999),
+        flip_p: float = 0.5,
+        num_visualizations: int = 4,
+        val_min_depth: float = 1e-3,
+        val_max_depth: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])
+        if not isinstance(model, DepthAnything):
+            raise TypeError(f"model must be an anydepth.DepthAnything, got {type(model).__name__}")
+        if encoder_lr <= 0 or decoder_lr_multiplier <= 0:
+            raise ValueError(f"encoder_lr and decoder_lr_multiplier must be > 0, got {encoder_lr}, "
+                             f"{decoder_lr_multiplier}")  # fmt: skip
+        self.model = model
+        self.pretrained = pretrained
+        if pretrained is None:
+            rank_zero_warn(
+                "\n" + "!" * 100 + f"\n{type(self).__name__}: no `pretrained` DINOv2 weights given: the encoder "
+                "starts from RANDOM weights. Depth Anything fine-tunes DINOv2; set model.init_args.pretrained to a "
+                "local dinov2_vit?14_pretrain.pth for real training.\n" + "!" * 100
+            )
+        else:
+            load_dinov2_encoder(self.model.pretrained, pretrained)
+        self.encoder_lr, self.decoder_lr_multiplier = encoder_lr, decoder_lr_multiplier
+        self.weight_decay, self.betas, self.flip_p = weight_decay, tuple(betas), flip_p
+        self.num_visualizations = num_visualizations
+        self.val_metrics = RelativeDepthMetrics(min_depth=val_min_depth, max_depth=val_max_depth)
+        self._visualizations: list[np.ndarray] = []
+
+    # ---------------------------------------------------------------- shared steps
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``B x 3 x h x w`` RGB in [0, 1] (sides multiples of 14) -> ``B x h x w`` relative disparity."""
+        return self.model(normalize(images))
+
+    def _training(self) -> bool:
+        return self._trainer is not None and self.trainer.training
+
+    def flip_labeled(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The labeled augmentation: one joint horizontal flip of image, label and mask per sample."""
+        require_labels(batch, "labeled")
+        flipped = joint_hflip(batch["image"], batch["label"], batch["mask"], p=self.flip_p)
+        return {**batch, "image": flipped.image, "label": flipped.label, "mask": flipped.mask}
+
+    def log_losses(self, losses: dict[str, Tensor], batch_size: int) -> None:
+        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=True, batch_size=batch_size)
+
+    # ---------------------------------------------------------------- optimisation
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW with the encoder at ``encoder_lr`` and the decoder at ``decoder_lr_multiplier`` times that, decayed
+        linearly to 0 over the run's optimiser steps (Sec. 4.1). Frozen parameters never enter the optimiser."""
+        groups = [
+            {"name": "encoder", "params": [p for p in self.model.pretrained.parameters() if p.requires_grad],
+             "lr": self.encoder_lr},
+            {"name": "decoder", "params": [p for p in self.model.depth_head.parameters() if p.requires_grad],
+             "lr": self.encoder_lr * self.decoder_lr_multiplier},
+        ]  # fmt: skip
+        optimizer = AdamW(groups, weight_decay=self.weight_decay, betas=self.betas)
+        schedule = LambdaLR(optimizer, LinearDecay(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # ---------------------------------------------------------------- validation
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_metrics.reset()
+        self._visualizations = []
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Evaluation batches (:class:`~anydepth.data.transforms.EvalTransform`): predict at the network size,
+        upsample to the ground truth's, align scale and shift in disparity space and accumulate the metrics."""
+        require_labels(batch, "validation")
+        size = tuple(int(s) for s in batch["original_size"][0])
+        pred = upsample_prediction(self(batch["image"]), size)
+        depth = depth_from_label(batch["label"], batch["mask"], batch["label_kind"])
+        self.val_metrics.update(pred, depth, batch["mask"])
+        if self.trainer.is_global_zero and len(self._visualizations) < self.num_visualizations:
+            self._visualizations.append(visualization(batch["image"][0], pred[0], depth[0], batch["mask"][0]))
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()  # synchronised across ranks
+        self.log_dict({f"val/{name}": value for name, value in values.items()}, sync_dist=False)
+        self.val_metrics.reset()
+        if self._visualizations and not self.trainer.sanity_checking:
+            for logger in self.loggers:
+                if hasattr(logger, "log_image"):
+                    logger.log_image(key="val/depth", images=list(self._visualizations), step=self.global_step)
+        self._visualizations = []
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        add_anydepth_metadata(checkpoint, self.model)
+
+
+def require_labels(batch: dict[str, Any], what: str) -> None:
+    """Raise one clear error when a batch that needs labels has none."""
+    if "label" not in batch or "mask" not in batch:
+        keys = batch.get("key", [])[:3]
+        raise ValueError(
+            f"{what} batch without labels (samples {keys}...): give labeled shards (a `label.npy` per sample) here; "
+            "unlabeled shards must be pseudo-labeled first (anydepth pseudo-label)"
+        )
+
+
+def visualization(image: Tensor, pred: Tensor, depth: Tensor, mask: Tensor) -> np.ndarray:
+    """``RGB | predicted disparity | ground-truth disparity`` (H x W' x 3 uint8, ground-truth resolution)."""
+    size = tuple(depth.shape[-2:])
+    rgb = F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False)[0]
+    rgb = (rgb.clamp(0, 1).permute(1, 2, 0) * 255).round().byte().cpu().numpy()
+    truth = torch.where(mask, 1.0 / depth.clamp_min(1e-12), 0.0).float().cpu().numpy()
+    return side_by_side(side_by_side(rgb, colorize(pred.float().cpu().numpy())), colorize(truth))

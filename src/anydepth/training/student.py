@@ -1,0 +1,174 @@
+"""``StudentModule``: stage 2 of Depth Anything, joint training on labeled and pseudo-labeled images.
+
+Paper, Sec. 3.2-3.3 and 4.1: the student is re-initialised from DINOv2 (not from the teacher); each batch holds
+labeled : unlabeled images = 1 : 2 (:class:`~anydepth.data.datamodules.MixedDataModule`); unlabeled images get strong
+colour distortion and CutMix with probability 0.5, while their pseudo labels came from clean images (offline,
+``anydepth pseudo-label``); the loss is the average of
+
+- ``L_l``: the affine-invariant loss on labeled images (eq. 1-3),
+- ``L_u``: the CutMix affine-invariant loss on pseudo-labeled images (eq. 6-8),
+- ``L_feat``: the feature alignment loss to a frozen DINOv2 on unlabeled images only (eq. 9, margin alpha = 0.85).
+
+Choices the paper leaves open (documented and configurable):
+
+- ``f`` and ``f'`` are the last encoder block's patch tokens after the final norm, of the student and of the frozen
+  DINOv2 (the features DINOv2 is evaluated on).
+- The frozen DINOv2 sees the images the student sees (``feature_input="perturbed"``: colour-distorted and mixed),
+  so ``f_i`` and ``f'_i`` describe the same pixels; ``"clean"`` gives it the same CutMix of the clean images.
+- "An average combination" with configurable weights is ``(w_l L_l + w_u L_u + w_f L_feat) / (w_l + w_u + w_f)``:
+  the plain mean for the default weights 1, 1, 1, and the mean of the rest when a weight is 0 (ablations).
+
+The frozen encoder is a copy of the student's initial encoder, so it *is* the DINOv2 of ``pretrained``. It never
+enters the optimiser. Checkpoints leave it out when it can be re-read from ``pretrained`` (its sha256 is recorded
+and checked on load); with a random initialisation (no file to re-read) it is saved, so a checkpoint always restores
+the full module.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from anydepth.augment import ColorPerturbationConfig, CutMixConfig, StrongColorPerturbation
+from anydepth.augment import cutmix as apply_cutmix
+from anydepth.losses import affine_invariant_loss, cutmix_affine_invariant_loss, feature_alignment_loss
+from anydepth.models.checkpoint import CheckpointError
+from anydepth.models.depth_anything import DepthAnything
+from anydepth.models.preprocess import normalize
+from anydepth.training.base import DepthTrainingModule, file_sha256, require_labels
+
+__all__ = ["FROZEN_ENCODER_KEY", "StudentModule"]
+
+FROZEN_ENCODER_KEY = "anydepth_frozen_encoder"
+"""Checkpoint entry ``{"pretrained": path, "sha256": ...}`` standing in for the frozen encoder's weights."""
+_FROZEN_PREFIX = "frozen_encoder."
+
+
+class StudentModule(DepthTrainingModule):
+    """Mixed batches ``{"labeled": ..., "unlabeled": ...}`` -> the average of ``L_l``, ``L_u`` and ``L_feat``.
+
+    On the device (``on_after_batch_transfer``, training only): the labeled part gets the joint flip; the
+    pseudo-labeled part the strong colour perturbation (``color``) and then CutMix (``cutmix``, p = 0.5). One student
+    pass over both parts gives the disparities and the encoder tokens; the frozen DINOv2 runs without gradients.
+
+    Args (besides :class:`DepthTrainingModule`'s):
+        color: the strong colour perturbation (Sec. 3.2; UniMatch recipe defaults).
+        cutmix: CutMix settings (Sec. 3.2: p = 0.5).
+        feature_margin: tolerance margin alpha of eq. 9 (Sec. 4.1: 0.85).
+        feature_input: what the frozen DINOv2 sees, ``"perturbed"`` or ``"clean"`` (see the module docstring).
+        labeled_weight, unlabeled_weight, feature_weight: weights of ``L_l``, ``L_u`` and ``L_feat`` in the
+            weighted average (paper: equal).
+    """
+
+    def __init__(
+        self,
+        model: DepthAnything,
+        color: ColorPerturbationConfig | None = None,
+        cutmix: CutMixConfig | None = None,
+        feature_margin: float = 0.85,
+        feature_input: Literal["perturbed", "clean"] = "perturbed",
+        labeled_weight: float = 1.0,
+        unlabeled_weight: float = 1.0,
+        feature_weight: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, **kwargs)
+        if feature_input not in ("perturbed", "clean"):
+            raise ValueError(f"feature_input must be 'perturbed' or 'clean', got {feature_input!r}")
+        weights = (labeled_weight, unlabeled_weight, feature_weight)
+        if min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"loss weights must be >= 0 with a positive sum, got {weights}")
+        self.frozen_encoder = copy.deepcopy(self.model.pretrained).requires_grad_(False).eval()
+        self.perturb = StrongColorPerturbation(color)
+        self.cutmix_config = cutmix if cutmix is not None else CutMixConfig()
+        self.feature_margin, self.feature_input = feature_margin, feature_input
+        self.loss_weights = weights
+        self._pretrained_sha256: str | None = None
+
+    def train(self, mode: bool = True) -> StudentModule:
+        """The frozen DINOv2 stays in eval mode."""
+        super().train(mode)
+        self.frozen_encoder.eval()
+        return self
+
+    # ---------------------------------------------------------------- data on the device
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if not self._training():
+            return batch
+        unlabeled = batch["unlabeled"]
+        require_labels(unlabeled, "unlabeled (pseudo-labeled)")
+        clean = unlabeled["image"]
+        mixed = apply_cutmix(self.perturb(clean), self.cutmix_config)  # Sec. 3.2: colour first, then CutMix
+        unlabeled = {**unlabeled, "image": mixed.images, "clean": clean, "box": mixed.mask, "partner": mixed.partner}
+        return {"labeled": self.flip_labeled(batch["labeled"]), "unlabeled": unlabeled}
+
+    # ---------------------------------------------------------------- losses
+
+    def frozen_features(self, unlabeled: dict[str, Any]) -> Tensor:
+        """``f'`` of eq. 9: the frozen DINOv2's last-block patch tokens of the unlabeled images."""
+        images = unlabeled["image"]
+        if self.feature_input == "clean":
+            clean, box = unlabeled["clean"], unlabeled["box"]
+            images = torch.where(box[:, None], clean, clean[unlabeled["partner"]])
+        with torch.no_grad():
+            last = self.model.config.depth - 1
+            return self.frozen_encoder.forward_features(normalize(images), (last,))[0][0]
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        labeled, unlabeled = batch["labeled"], batch["unlabeled"]
+        n = labeled["image"].shape[0]
+        pred, tokens = self.model.forward_with_features(normalize(torch.cat([labeled["image"], unlabeled["image"]])))
+        partner = unlabeled["partner"]
+        label, mask = unlabeled["label"], unlabeled["mask"]
+        losses = {
+            "labeled": affine_invariant_loss(pred[:n], labeled["label"], labeled["mask"]),  # eq. 1-3
+            "unlabeled": cutmix_affine_invariant_loss(  # eq. 6-8
+                pred[n:], label, label[partner], unlabeled["box"], mask, mask[partner]
+            ),
+            "feature": feature_alignment_loss(tokens[n:], self.frozen_features(unlabeled), self.feature_margin),
+        }  # eq. 9
+        weights = dict(zip(losses, self.loss_weights))
+        loss = sum(weights[k] * v for k, v in losses.items()) / sum(self.loss_weights)  # Sec. 3.3: the average
+        self.log_losses({"loss": loss, **losses}, batch_size=n + unlabeled["image"].shape[0])
+        return loss
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def _frozen_source_sha256(self) -> str:
+        if self._pretrained_sha256 is None:
+            self._pretrained_sha256 = file_sha256(self.pretrained)
+        return self._pretrained_sha256
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Leave out the frozen encoder when ``pretrained`` can restore it (record the file and its sha256)."""
+        super().on_save_checkpoint(checkpoint)
+        if self.pretrained is None:
+            return
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith(_FROZEN_PREFIX)]:
+            del state[key]
+        checkpoint[FROZEN_ENCODER_KEY] = {"pretrained": str(self.pretrained), "sha256": self._frozen_source_sha256()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Put the frozen encoder (re-read from ``pretrained`` at construction) back into a checkpoint that left it
+        out, after checking that ``pretrained`` is the file the checkpoint was trained with."""
+        state = checkpoint["state_dict"]
+        if any(k.startswith(_FROZEN_PREFIX) for k in state):
+            return
+        record = checkpoint.get(FROZEN_ENCODER_KEY)
+        if record is None:
+            raise CheckpointError(
+                "the checkpoint has neither the student's frozen DINOv2 weights nor a record of their file: it was "
+                "not written by a StudentModule"
+            )
+        if self.pretrained is None or self._frozen_source_sha256() != record["sha256"]:
+            raise CheckpointError(
+                f"the checkpoint's frozen DINOv2 came from {record['pretrained']} (sha256 {record['sha256'][:12]}...), "
+                f"but this StudentModule's pretrained is {self.pretrained}: set model.init_args.pretrained to that "
+                "file (the same bytes) to resume"
+            )
+        state.update({_FROZEN_PREFIX + k: v for k, v in self.frozen_encoder.state_dict().items()})

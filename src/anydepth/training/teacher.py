@@ -1,0 +1,34 @@
+"""``TeacherModule``: stage 1 of Depth Anything, a DINOv2 + DPT model trained on labeled images only.
+
+Paper, Sec. 4.1: "In the first stage, we train a teacher model on labeled images for 20 epochs [...] We only apply
+horizontal flipping as our data augmentation for labeled images." The loss is the affine-invariant loss of
+eq. 1-3 on disparity normalised to [0, 1] per map (the data pipeline's labels). Configured by
+``configs/teacher/vit{s,b,l}.yaml`` (``anydepth fit --config configs/trainer/<hw>.yaml --config ...``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from anydepth.losses import affine_invariant_loss
+from anydepth.training.base import DepthTrainingModule
+
+__all__ = ["TeacherModule"]
+
+
+class TeacherModule(DepthTrainingModule):
+    """Labeled batches (:class:`~anydepth.data.datamodules.LabeledDataModule`) -> eq. 1-3 affine-invariant loss.
+
+    The joint horizontal flip runs on the device in ``on_after_batch_transfer`` (training batches only);
+    ImageNet normalisation in ``forward``. Arguments: see :class:`DepthTrainingModule`.
+    """
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return self.flip_labeled(batch) if self._training() else batch
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = affine_invariant_loss(self(batch["image"]), batch["label"], batch["mask"])  # eq. 1-3
+        self.log_losses({"loss": loss}, batch_size=batch["image"].shape[0])
+        return loss
