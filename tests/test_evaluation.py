@@ -1,5 +1,6 @@
 """Zero-shot evaluation: protocol maths on constructed cases, YAML overrides, the results table, and ``anydepth eval``
-end to end on fabricated benchmark shards with a tiny model (offline, CPU)."""
+end to end on fabricated benchmark shards and the real demo-eval shard (disparity ground truth) with tiny models,
+one or several checkpoints (offline, CPU)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ import pytest
 import torch
 import yaml
 
-from anydepth.cli import BENCHMARKS, build_parser, main
+from anydepth.cli import BENCHMARKS, _model_names, build_parser, main
+from anydepth.data.build import build_shards
 from anydepth.data.manifest import Manifest
 from anydepth.data.schema import Sample
+from anydepth.data.sources.demo import DemoEvalSource
 from anydepth.evaluation import (
     CROPS,
     DEFAULT_PROTOCOLS_YAML,
     IMAGES,
     PROTOCOLS,
     BenchmarkDataModule,
+    DepthEvaluator,
     EvaluationError,
     Protocol,
     benchmark_shards,
@@ -29,12 +33,13 @@ from anydepth.evaluation import (
     load_protocols,
     protocol_table,
 )
-from anydepth.metrics import METRIC_NAMES
+from anydepth.metrics import METRIC_NAMES, depth_from_label
 from anydepth.models import DepthAnything
 
 from fabricate import fabricate_benchmark, tiny_checkpoint
 
 INPUT_SIZE = 28
+DEMO_PROTOCOLS = Path(__file__).parents[1] / "configs" / "demo" / "protocols.yaml"
 
 
 def score(protocol: Protocol, pred: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor | None = None) -> dict:
@@ -148,6 +153,29 @@ def test_protocol_validation() -> None:
         Protocol("x", 0.1, 10.0, align="log")  # type: ignore[arg-type]
     with pytest.raises(EvaluationError, match="exceed"):
         Protocol("x", 10.0, 1.0)
+    with pytest.raises(EvaluationError, match="shards must be a directory path"):
+        Protocol("x", 0.1, 10.0, shards="")
+
+
+def test_protocol_shard_directory(tmp_path: Path) -> None:
+    named = Protocol("scannet", 0.001, 10.0, shards="scannet/test")
+    assert named.shard_dir(tmp_path) == tmp_path / "scannet" / "test"
+    assert Protocol("x", 0.1, 10.0, shards=str(tmp_path / "x")).shard_dir("/elsewhere") == tmp_path / "x"
+    assert PROTOCOLS["kitti"].shard_dir(tmp_path) == tmp_path / "kitti"  # default: the name
+    assert named.to_dict()["shards"] == "scannet/test" and "shards" not in PROTOCOLS["kitti"].to_dict()
+
+
+def test_benchmarks_are_read_from_the_directory_their_protocol_names(tmp_path: Path) -> None:
+    fabricate_benchmark(tmp_path / "v2", "nyuv2", 1)
+    moved = load_protocols(overrides={"nyuv2": {"shards": "v2/nyuv2"}})
+    assert benchmark_shards(["nyuv2"], tmp_path, moved) == {"nyuv2": tmp_path / "v2" / "nyuv2"}
+    absolute = load_protocols(overrides={"nyuv2": {"shards": str(tmp_path / "v2" / "nyuv2")}})
+    assert benchmark_shards(["nyuv2"], tmp_path / "nowhere", absolute) == {"nyuv2": tmp_path / "v2" / "nyuv2"}
+    with pytest.raises(EvaluationError, match=f"expected {tmp_path / 'nyuv2' / 'manifest.json'} .* holds v2/"):
+        benchmark_shards(["nyuv2"], tmp_path)  # the default directory
+    wrong = load_protocols(overrides={"nyuv2": {"shards": "v2/test"}})
+    with pytest.raises(EvaluationError, match=f"but {tmp_path / 'v2'} holds nyuv2/"):  # lists the named parent
+        benchmark_shards(["nyuv2"], tmp_path, wrong)
 
 
 # ---------------------------------------------------------------------------------------------- YAML and tables
@@ -196,14 +224,24 @@ def test_format_markdown_table() -> None:
     full = {name: 0.1234 * (i + 1) for i, name in enumerate(METRIC_NAMES)}
     results = {"nyuv2": {**full, IMAGES: 654}, "kitti": {**full, "abs_rel": 0.07649, "d1": float("nan"), IMAGES: 2}}
     lines = format_markdown_table(results).splitlines()
-    assert lines[0] == (
-        "| benchmark | AbsRel | δ1 | SqRel | RMSE | RMSE log | log10 | SILog | δ2 | δ3 | images |"
-    )
+    assert lines[0] == "| benchmark | AbsRel | δ1 | SqRel | RMSE | RMSE log | log10 | SILog | δ2 | δ3 | images |"
     assert lines[1] == "| " + " | ".join(["---"] * 11) + " |"
     assert lines[2] == "| nyuv2 | 0.123 | 0.864 | 0.247 | 0.370 | 0.494 | 0.617 | 0.740 | 0.987 | 1.111 | 654 |"
     assert lines[3].startswith("| kitti | 0.076 | n/a | 0.247 |") and lines[3].endswith("| 2 |")
     assert len(lines) == 4
     assert format_markdown_table({"x": {"d1": 0.5, "abs_rel": 0.25}}).splitlines()[2] == "| x | 0.250 | 0.500 |"
+
+
+def test_format_markdown_table_of_several_models() -> None:
+    teacher = {"kitti": {"abs_rel": 0.1, "d1": 0.9, IMAGES: 2}, "nyuv2": {"abs_rel": 0.2, "d1": 0.8, IMAGES: 3}}
+    student = {"nyuv2": {"abs_rel": 0.05, "d1": float("nan"), IMAGES: 3}}
+    assert format_markdown_table({"teacher": teacher, "student": student}).splitlines() == [
+        "| benchmark | model | AbsRel | δ1 | images |",
+        "| --- | --- | --- | --- | --- |",
+        "| kitti | teacher | 0.100 | 0.900 | 2 |",  # grouped by benchmark: the rows to compare are adjacent
+        "| nyuv2 | teacher | 0.200 | 0.800 | 3 |",
+        "| nyuv2 | student | 0.050 | n/a | 3 |",
+    ]
 
 
 def test_readme_shows_the_current_protocol_table() -> None:
@@ -218,6 +256,7 @@ def test_protocol_table_lists_every_protocol() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- end to end
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DepthAnything]:
@@ -362,10 +401,129 @@ def test_shards_are_dealt_round_robin_across_benchmarks(data_root: tuple[Path, d
         data.rank_shards(0, 6)
 
 
-def test_non_depth_shards_are_refused(tmp_path: Path) -> None:
+def test_disparity_shards_are_accepted_and_unlabeled_ones_refused(tmp_path: Path) -> None:
     fabricate_benchmark(tmp_path, "nyuv2", 1)
     manifest = Manifest.load(tmp_path / "nyuv2")
     manifest.label_kind = "disparity"
     manifest.save(tmp_path / "nyuv2")
-    with pytest.raises(EvaluationError, match="label_kind='disparity'"):
+    assert benchmark_shards(["nyuv2"], tmp_path) == {"nyuv2": tmp_path / "nyuv2"}
+    manifest.label_kind = None
+    manifest.save(tmp_path / "nyuv2")
+    with pytest.raises(EvaluationError, match="label_kind=None, but zero-shot evaluation needs ground truth"):
         benchmark_shards(["nyuv2"], tmp_path)
+
+
+def test_evaluator_refuses_samples_without_ground_truth(tiny: tuple[Path, DepthAnything]) -> None:
+    evaluator = DepthEvaluator.from_model(tiny[1], benchmarks=["nyuv2"])
+    batch = {"image": torch.rand(1, 3, 28, 28), "key": ["a"], "label_kind": [None]}
+    with pytest.raises(EvaluationError, match="no depth label"):
+        evaluator.test_step(batch, 0)
+    batch |= {"label": torch.ones(1, 4, 4), "mask": torch.ones(1, 4, 4, dtype=torch.bool)}
+    with pytest.raises(EvaluationError, match=r"nyuv2: samples \['a'\]: unknown label kind None"):
+        evaluator.test_step(batch, 0)
+
+
+# ---------------------------------------------------------------------------------------------- several checkpoints
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DepthAnything]:
+    path = tmp_path_factory.mktemp("ckpt") / "student.pth"
+    return path, tiny_checkpoint(path, seed=4)
+
+
+def test_eval_cli_compares_several_checkpoints_in_one_table(
+    tiny: tuple[Path, DepthAnything],
+    student: tuple[Path, DepthAnything],
+    data_root: tuple[Path, dict[str, list[Sample]]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root, samples = data_root
+    output = tmp_path / "metrics.json"
+    code = run_eval(tiny[0], root, "kitti,nyuv2", "--checkpoint", str(student[0]), "--name", "teacher",
+                    "--name", "student", "--output", str(output))  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.out.strip().splitlines()
+    assert lines[0].startswith("| benchmark | model | AbsRel | δ1 | SqRel |") and lines[0].endswith("| images |")
+    assert [line.split(" | ")[:2] for line in lines[2:]] == [
+        ["| kitti", "teacher"], ["| kitti", "student"], ["| nyuv2", "teacher"], ["| nyuv2", "student"],
+    ]  # fmt: skip
+    report = json.loads(output.read_text())
+    assert list(report) == ["models", "protocols", "input_size"] and list(report["protocols"]) == ["kitti", "nyuv2"]
+    assert {name: entry["checkpoint"] for name, entry in report["models"].items()} == {
+        "teacher": str(tiny[0]), "student": str(student[0]),
+    }  # fmt: skip
+    for name, model in (("teacher", tiny[1]), ("student", student[1])):
+        for benchmark in ("kitti", "nyuv2"):
+            metrics = report["models"][name]["metrics"][benchmark]
+            expected = reference_metrics(model, benchmark, samples[benchmark])
+            for key in METRIC_NAMES:
+                assert metrics[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), (name, benchmark, key)
+            row = next(line for line in lines if line.startswith(f"| {benchmark} | {name} |"))
+            assert row.split(" | ")[2] == f"{metrics['abs_rel']:.3f}"
+    teacher, student_ = (report["models"][m]["metrics"]["kitti"]["abs_rel"] for m in ("teacher", "student"))
+    assert teacher != student_  # two different models were scored
+
+
+def test_model_names_default_to_file_stems_and_must_be_distinct(
+    tiny: tuple[Path, DepthAnything],
+    data_root: tuple[Path, dict[str, list[Sample]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _model_names([Path("runs/teacher.ckpt"), Path("hf/student-hf")], None) == ["teacher", "student-hf"]
+    assert _model_names([Path("a/last.ckpt"), Path("b/last.ckpt")], ["a", "b"]) == ["a", "b"]
+    ckpt, root = tiny[0], data_root[0]
+    assert run_eval(ckpt, root, "kitti", "--checkpoint", str(ckpt)) == 2  # both named "tiny"
+    assert "model name(s) tiny label several checkpoints; give distinct --name values" in capsys.readouterr().err
+    assert run_eval(ckpt, root, "kitti", "--name", "a", "--name", "b") == 2
+    assert "give one --name per --checkpoint: 1 checkpoint(s), 2 name(s)" in capsys.readouterr().err
+    assert run_eval(ckpt, root, "kitti", "--checkpoint", str(root / "gone.pth")) == 2  # before evaluating the first
+    assert f"no such file or directory: {root / 'gone.pth'}" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- demo set (disparity)
+
+
+def demo_sample() -> Sample:
+    """The Middlebury motorcycle sample of the demo-eval reader (disparity ground truth in pixels)."""
+    source = DemoEvalSource("unused")
+    return source.load(source.items()[0])
+
+
+def test_demo_protocol_adds_the_demo_set_only() -> None:
+    protocols = load_protocols(DEMO_PROTOCOLS)
+    demo = protocols["demo"]
+    assert (demo.shards, demo.crop, demo.align) == ("demo/eval", "none", "disparity")
+    assert {name: p for name, p in protocols.items() if name != "demo"} == PROTOCOLS  # not a default benchmark
+    # The range (units of the median depth) keeps every Middlebury pixel with ground truth.
+    sample = demo_sample()
+    label, mask = torch.from_numpy(sample.label)[None], torch.from_numpy(sample.mask)[None]
+    assert torch.equal(demo.valid_mask(depth_from_label(label, mask, ["disparity"]), mask), mask)
+
+
+def test_eval_cli_on_the_demo_disparity_shard(
+    tiny: tuple[Path, DepthAnything],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    build_shards("demo-eval", tmp_path, tmp_path / "demo" / "eval", image_format="png")  # as make shards-demo
+    ckpt, model = tiny
+    output = tmp_path / "metrics.json"
+    code = run_eval(ckpt, tmp_path, "demo", "--protocols", str(DEMO_PROTOCOLS), "--output", str(output))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 3 and lines[2].startswith("| demo | ") and lines[2].endswith(" | 1 |")
+    assert not [r for r in caplog.records if "built by" in r.getMessage()]  # the protocol chose these shards
+    metrics = json.loads(output.read_text())["metrics"]["demo"]
+    # By hand: official inference path, disparity -> depth up to scale, the demo protocol.
+    sample = demo_sample()
+    pred = torch.from_numpy(model.infer_image(sample.image, input_size=INPUT_SIZE))[None]
+    label, mask = torch.from_numpy(sample.label)[None], torch.from_numpy(sample.mask)[None]
+    expected = score(load_protocols(DEMO_PROTOCOLS)["demo"], pred, depth_from_label(label, mask, ["disparity"]), mask)
+    for key in METRIC_NAMES:
+        assert metrics[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), key
+    assert metrics[IMAGES] == 1

@@ -1,4 +1,5 @@
-"""anydepth.metrics: least-squares alignment, depth metrics by hand, per-image protocol, accumulation and merging."""
+"""anydepth.metrics: least-squares alignment, depth metrics by hand, per-image protocol, accumulation and merging,
+disparity ground truth as depth up to scale."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from anydepth.metrics import (
     RelativeDepthMetrics,
     align_scale_shift,
     aligned_depth,
+    depth_from_label,
     depth_metrics,
     per_image_depth_metrics,
 )
@@ -310,3 +312,55 @@ def test_metric_interface() -> None:
         RelativeDepthMetrics(align="log")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         RelativeDepthMetrics(min_depth=1.0, max_depth=0.5)
+
+
+# ---------------------------------------------------------------- depth_from_label
+
+
+def test_depth_from_label_per_kind() -> None:
+    nan, inf = float("nan"), float("inf")
+    label = torch.tensor([
+        [[2.0, 4.0, 8.0, 16.0, 3.0]],  # depth: unchanged, mask or not
+        [[2.0, 4.0, 8.0, 0.0, 5.0]],  # disparity (pixels): median 4 over the masked positive pixels
+        [[0.5, 0.25, nan, inf, -1.0]],  # relative disparity: median 0.25 over 0.5, 0.25
+        [[0.0, 0.0, 0.0, 0.0, 0.0]],  # disparity without any valid pixel
+    ])  # fmt: skip
+    mask = torch.tensor([[[True, True, True, True, False]]] * 4)
+    depth = depth_from_label(label, mask, ["depth", "disparity", "relative_disparity", "disparity"])
+    expected = torch.tensor([
+        [[2.0, 4.0, 8.0, 16.0, 3.0]],
+        [[2.0, 1.0, 0.5, 0.0, 0.0]],  # zero disparity (infinitely far) and masked pixels -> 0 (invalid)
+        [[0.5, 1.0, 0.0, 0.0, 0.0]],
+        [[0.0, 0.0, 0.0, 0.0, 0.0]],
+    ])  # fmt: skip
+    torch.testing.assert_close(depth, expected)
+    only_depth = label[:1]
+    assert depth_from_label(only_depth, mask[:1], ["depth"]) is only_depth
+
+
+def test_disparity_ground_truth_scores_like_the_equivalent_depth() -> None:
+    """Any positive scale of a disparity ground truth (here pixels, per image) gives the depth ground truth's
+    scale-free metrics: the alignment fits scale and shift in disparity space."""
+    gt = random_depth(3, 12, 16, seed=13)
+    generator = torch.Generator().manual_seed(14)
+    mask = torch.rand(3, 12, 16, generator=generator) > 0.2
+    pred = (1.0 / gt) * (1.0 + 0.1 * torch.randn(3, 12, 16, generator=generator)) * 7.0 + 0.3  # noisy, affine
+    disparity = torch.where(mask, torch.tensor([400.0, 35.0, 0.8])[:, None, None] / gt, 0.0)
+    from_depth, from_disparity = RelativeDepthMetrics(), RelativeDepthMetrics()
+    from_depth.update(pred, gt, mask)
+    from_disparity.update(pred, depth_from_label(disparity, mask, ["disparity"] * 3), mask)
+    expected, got = from_depth.compute(), from_disparity.compute()
+    assert float(expected["abs_rel"]) > 0.01  # a non-trivial error to compare
+    for name in ("abs_rel", "rmse_log", "log10", "silog", "d1", "d2", "d3"):  # the scale-free metrics
+        assert close(got[name], float(expected[name]), 1e-4), name
+    assert int(from_disparity.count) == 3
+
+
+def test_depth_from_label_rejects_unknown_kinds() -> None:
+    label, mask = torch.ones(2, 3, 3), torch.ones(2, 3, 3, dtype=torch.bool)
+    with pytest.raises(ValueError, match="unknown label kind 'inverse_depth'"):
+        depth_from_label(label, mask, ["depth", "inverse_depth"])
+    with pytest.raises(ValueError, match="unknown label kind None"):
+        depth_from_label(label, mask, [None, None])
+    with pytest.raises(ValueError, match="one label kind per sample"):
+        depth_from_label(label, mask, ["depth"])

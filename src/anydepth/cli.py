@@ -342,8 +342,20 @@ def _devices(value: str) -> int | str | list[int]:
     return count
 
 
+def _model_names(checkpoints: Sequence[Path], names: Sequence[str] | None) -> list[str]:
+    """One label per ``--checkpoint``: the ``--name`` values in order, else each checkpoint's file stem; distinct."""
+    if names and len(names) != len(checkpoints):
+        raise UsageError(f"give one --name per --checkpoint: {len(checkpoints)} checkpoint(s), {len(names)} name(s)")
+    labels = list(names) if names else [checkpoint.stem for checkpoint in checkpoints]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise UsageError(f"model name(s) {', '.join(repeated)} label several checkpoints; give distinct --name values")
+    return labels
+
+
 def run_eval(args: argparse.Namespace) -> int:
-    """``anydepth eval``: zero-shot metrics of a checkpoint on benchmark shards; Markdown table on stdout."""
+    """``anydepth eval``: zero-shot metrics of one or more checkpoints on benchmark shards; one Markdown table on
+    stdout (with a model column for several checkpoints or any ``--name``)."""
     from anydepth.evaluation import EvaluationError  # imported here: Lightning slows every command's start
 
     try:
@@ -365,28 +377,41 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--num-workers must be >= 0, got {args.num_workers}")
     if args.output is not None and args.output.is_dir():
         raise UsageError(f"--output {args.output} is a directory; give a file name such as metrics.json")
+    names = _model_names(args.checkpoint, args.name)
+    missing = [str(c) for c in args.checkpoint if not c.exists()]
+    if missing:  # before the first checkpoint's evaluation, not after it
+        raise UsageError(f"--checkpoint: no such file or directory: {', '.join(missing)}")
     benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     protocols = load_protocols(args.protocols)
-    results = evaluate(
-        args.checkpoint,
-        benchmarks,
-        args.data_root,
-        input_size=args.input_size,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        devices=args.devices,
-        accelerator=args.accelerator,
-        precision=args.precision,
-        protocols=protocols,
-        encoder=args.encoder,
-        version=args.version,
-    )
+    per_model: dict[str, dict[str, dict[str, float]]] = {}
+    for name, checkpoint in zip(names, args.checkpoint, strict=True):
+        if len(names) > 1 and rank_zero_only.rank == 0:
+            print(f"{PROG} {args.command}: evaluating {name} ({checkpoint})", file=sys.stderr)
+        per_model[name] = evaluate(
+            checkpoint,
+            benchmarks,
+            args.data_root,
+            input_size=args.input_size,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            devices=args.devices,
+            accelerator=args.accelerator,
+            precision=args.precision,
+            protocols=protocols,
+            encoder=args.encoder,
+            version=args.version,
+        )
     if rank_zero_only.rank != 0:  # DDP: every rank holds the (synchronised) results; rank 0 reports them
         return EXIT_OK
+    if args.name or len(names) > 1:  # one table and report with a model column / entry per checkpoint
+        results, checkpoints = per_model, dict(zip(names, args.checkpoint, strict=True))
+    else:
+        results, checkpoints = per_model[names[0]], args.checkpoint[0]
     print(format_markdown_table(results))
     if args.output is not None:
-        write_report(args.output, results, protocols, args.checkpoint, args.input_size)
-        print(f"wrote metrics of {_plural(len(results), 'benchmark')} to {args.output}", file=sys.stderr)
+        write_report(args.output, results, protocols, checkpoints, args.input_size)
+        models = f" of {_plural(len(names), 'model')}" if len(names) > 1 else ""
+        print(f"wrote metrics{models} on {_plural(len(benchmarks), 'benchmark')} to {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -396,14 +421,26 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
         "eval",
         help="zero-shot relative depth metrics on benchmark shards (the paper's Table 2)",
         description=(
-            "Evaluate a checkpoint on benchmark shards DIR/<benchmark> (built with anydepth shards build "
-            "--source <benchmark> --out DIR/<benchmark>): per-image least-squares scale and shift in disparity "
-            "space, prediction upsampled to the ground truth, each benchmark's depth range and crop "
-            "(configs/eval/protocols.yaml). Prints a Markdown table (AbsRel, delta1, ...) on stdout; progress "
-            "on stderr. Exit code: 0 done, 2 usage error (e.g. missing shards)."
+            "Evaluate one or more checkpoints on benchmark shards DIR/<benchmark> (built with anydepth shards build "
+            "--source <benchmark> --out DIR/<benchmark>, or the directory a protocol names with 'shards'): "
+            "per-image least-squares scale and shift in disparity space, prediction upsampled to the ground truth "
+            "(depth, or disparity taken as depth up to scale), each benchmark's depth range and crop "
+            "(configs/eval/protocols.yaml). Prints one Markdown table (AbsRel, delta1, ...; with a model column for "
+            "several checkpoints or --name) on stdout; progress on stderr. Exit code: 0 done, 2 usage error "
+            "(e.g. missing shards)."
         ),
+        conflict_handler="resolve",  # eval's repeatable --checkpoint replaces the shared single one
     )
     add_checkpoint_arguments(parser)
+    parser.add_argument(
+        "--checkpoint", required=True, type=Path, action="append", metavar="CKPT",
+        help="official Depth Anything .pth, transformers model directory or anydepth/Lightning checkpoint; repeat "
+        "to compare several in one table (--encoder/--version apply to each)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--name", action="append", default=None, metavar="LABEL",
+        help="model label in the table and JSON, once per --checkpoint in the same order (default: file stems)",
+    )  # fmt: skip
     parser.add_argument(
         "--benchmarks", required=True, metavar="LIST",
         help=f"comma-separated benchmark names: {','.join(BENCHMARKS)} (or names added by --protocols)",
@@ -432,7 +469,10 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--precision", default=None, choices=("32", "16-mixed", "bf16-mixed"),
         help="Lightning precision (default: 32)",
     )  # fmt: skip
-    parser.add_argument("--output", type=Path, default=None, metavar="FILE", help="also write all metrics as JSON")
+    parser.add_argument(
+        "--output", type=Path, default=None, metavar="FILE",
+        help="also write all metrics as JSON (several checkpoints: one entry per model under 'models')",
+    )  # fmt: skip
     parser.add_argument(
         "--protocols", type=Path, default=None, metavar="YAML",
         help="YAML merged field by field over the default protocols (see configs/eval/protocols.yaml)",

@@ -9,7 +9,8 @@ truth." Per image, here:
    :class:`~anydepth.data.transforms.EvalTransform`), ImageNet-normalised on the device, and run through the model;
 2. the predicted relative disparity is upsampled bilinearly (``align_corners=True``, as the official
    ``infer_image``) to the ground-truth resolution;
-3. valid pixels = the sample's mask (finite, positive depth, plus any validity mask the dataset ships) AND the
+3. ground truth stored as disparity becomes depth up to scale (median 1, :func:`~anydepth.metrics.depth_from_label`);
+   valid pixels = the sample's mask (finite, positive depth, plus any validity mask the dataset ships) AND the
    protocol's depth range ``min_depth < d < max_depth`` AND the protocol's crop (Eigen / Garg, as fractions of the
    ground-truth size);
 4. the prediction is aligned to ``1 / depth`` over the valid pixels by least-squares scale and shift (MiDaS,
@@ -21,7 +22,8 @@ where it comes from (``note``). ``configs/eval/protocols.yaml`` mirrors it and i
 :func:`load_protocols` merges a user YAML on top of the defaults field by field.
 
 :func:`evaluate` runs a :class:`DepthEvaluator` (a LightningModule) with ``lightning.Trainer.test`` over the
-benchmark shards (``data_root/<benchmark>/manifest.json``, built by ``anydepth shards build --source <benchmark>``).
+benchmark shards (``data_root/<benchmark>/manifest.json``, built by ``anydepth shards build --source <benchmark>``,
+or the directory a protocol names with ``shards``).
 The metrics are torchmetrics states reduced by sum across ranks, and each rank reads a disjoint set of shards, so
 ``devices=N`` (DDP) gives the single-device result exactly (up to float summation order). The same two classes run
 from a LightningCLI config: ``anydepth test --config configs/eval/test.yaml --model.init_args.checkpoint CKPT``
@@ -51,8 +53,9 @@ from torch import Tensor, nn
 
 from anydepth.data.datamodules import ShardDataset, ShardList, ShardLoader, resolve_shards
 from anydepth.data.manifest import MANIFEST_NAME, Manifest
+from anydepth.data.schema import LABEL_KINDS
 from anydepth.data.transforms import EvalTransform
-from anydepth.metrics import RelativeDepthMetrics
+from anydepth.metrics import RelativeDepthMetrics, depth_from_label
 from anydepth.models.depth_anything import DepthAnything
 from anydepth.models.preprocess import normalize, upsample_prediction
 
@@ -66,6 +69,7 @@ __all__ = [
     "EvalProgressBar",
     "EvaluationError",
     "Protocol",
+    "Results",
     "benchmark_shards",
     "evaluate",
     "format_markdown_table",
@@ -101,6 +105,9 @@ _CROP_TEXT = {
 IMAGES = "images"
 """Key of the number of images scored (images with at least one valid pixel) in each benchmark's results."""
 
+Results = Mapping[str, Mapping[str, Any]]
+"""One model's ``{benchmark: {metric: value}}`` (what :func:`evaluate` returns)."""
+
 DEFAULT_PROTOCOLS_YAML = Path(__file__).resolve().parents[2] / "configs" / "eval" / "protocols.yaml"
 """The defaults as YAML (a source checkout's ``configs/eval/protocols.yaml``): identical to :data:`PROTOCOLS`
 (tested), and the template for a user's overrides file."""
@@ -115,14 +122,17 @@ class Protocol:
     """How one benchmark is scored.
 
     Attributes:
-        name: the benchmark, also the shard directory name under ``data_root`` and the reader kind.
-        min_depth: ground truth at or below is invalid (metres); also the lower clamp of the prediction.
+        name: the benchmark, also the reader kind and (unless ``shards`` says otherwise) the shard directory name
+            under ``data_root``.
+        min_depth: ground truth at or below is invalid (metres; for disparity ground truth, units of the image's
+            median depth, see :func:`~anydepth.metrics.depth_from_label`); also the lower clamp of the prediction.
         max_depth: ground truth at or above is invalid, or None for no cap; also the upper clamp of the prediction
             and, as ``1 / max_depth``, the floor of the aligned disparity.
         crop: evaluation crop (:data:`CROPS`), applied as fractions of the ground-truth size.
         align: ``"disparity"`` (MiDaS / Depth Anything zero-shot: least squares on ``1 / depth``), ``"depth"``
             (least squares on depth) or ``"none"`` (the prediction is metric depth).
         note: where the convention comes from (rendered by :func:`protocol_table`).
+        shards: the benchmark's shard directory, relative to ``data_root`` or absolute (None: ``name``).
     """
 
     name: str
@@ -131,6 +141,7 @@ class Protocol:
     crop: CropName = "none"
     align: AlignName = "disparity"
     note: str = ""
+    shards: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -141,6 +152,8 @@ class Protocol:
             raise EvaluationError(
                 f"protocol {self.name!r}: align must be one of {list(get_args(AlignName))}, got {self.align!r}"
             )
+        if self.shards is not None and (not isinstance(self.shards, str) or not self.shards):
+            raise EvaluationError(f"protocol {self.name!r}: shards must be a directory path, got {self.shards!r}")
         for attr in ("min_depth", "max_depth"):
             value = getattr(self, attr)
             if value is None and attr == "max_depth":
@@ -177,13 +190,18 @@ class Protocol:
             valid &= mask.to(torch.bool)
         return valid & self.crop_mask(depth.shape[-2], depth.shape[-1], depth.device)
 
+    def shard_dir(self, data_root: str | os.PathLike) -> Path:
+        """The benchmark's shard directory: ``data_root / (shards or name)`` (an absolute ``shards`` as is)."""
+        return Path(data_root) / (self.shards or self.name)
+
     def metric(self) -> RelativeDepthMetrics:
         """A fresh :class:`~anydepth.metrics.RelativeDepthMetrics` with this protocol's alignment and range."""
         return RelativeDepthMetrics(align=self.align, min_depth=self.min_depth, max_depth=self.max_depth)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields except ``name`` (the YAML layout: ``name: {field: value, ...}``)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+        """The fields except ``name``, and ``shards`` only when set (the YAML layout: ``name: {field: value}``)."""
+        skip = ("name",) if self.shards is not None else ("name", "shards")
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
 
 # Sources of the conventions (the paper states no ranges or crops): BTS (cleinc/bts, eval), ZoeDepth
@@ -244,9 +262,11 @@ def load_protocols(
           min_depth: 0.001
           max_depth: 10.0
           crop: eigen
+          shards: scannet/test   # optional: read data_root/scannet/test instead
 
     Fields: ``min_depth``, ``max_depth`` (null: no cap), ``crop`` (none / eigen / garg), ``align``
-    (disparity / depth / none), ``note``. Unknown names or fields raise :class:`EvaluationError`.
+    (disparity / depth / none), ``note``, ``shards`` (the shard directory, relative to the data root or absolute;
+    default the name). Unknown names or fields raise :class:`EvaluationError`.
     """
     protocols = dict(PROTOCOLS)
     if path is not None:
@@ -298,18 +318,37 @@ def _cell(name: str, value: Any) -> str:
     return f"{float(value):.3f}"
 
 
-def format_markdown_table(results: Mapping[str, Mapping[str, Any]]) -> str:
-    """``{benchmark: {metric: value}}`` as a Markdown table: one row per benchmark (in the given order), columns
-    AbsRel and δ1 first, then SqRel, RMSE, RMSE log, log10, SILog, δ2, δ3, images (the metrics present), values
-    with 3 decimals (``n/a`` for NaN, i.e. no valid image). Unknown metric keys follow under their own name."""
-    present = {key for metrics in results.values() for key in metrics}
+def _per_model(results: Results | Mapping[str, Results]) -> bool:
+    """Whether ``results`` is ``{model: {benchmark: {metric: value}}}`` (metric values are numbers, not mappings)."""
+    return any(isinstance(value, Mapping) for inner in results.values() for value in inner.values())
+
+
+def _benchmarks_of(per_model: Mapping[str, Results]) -> list[str]:
+    """Every benchmark of ``{model: {benchmark: ...}}``, in order of first appearance."""
+    return list(dict.fromkeys(name for results in per_model.values() for name in results))
+
+
+def format_markdown_table(results: Results | Mapping[str, Results]) -> str:
+    """One model's ``{benchmark: {metric: value}}`` as a Markdown table: one row per benchmark (in the given order),
+    columns AbsRel and δ1 first, then SqRel, RMSE, RMSE log, log10, SILog, δ2, δ3, images (the metrics present),
+    values with 3 decimals (``n/a`` for NaN, i.e. no valid image). Unknown metric keys follow under their own name.
+
+    Several models' ``{model: {benchmark: {metric: value}}}`` give one table with a ``model`` column after
+    ``benchmark``: rows grouped by benchmark (in order of first appearance) and, within a group, one per model that
+    has the benchmark, in the given order, so the numbers to compare sit on adjacent rows."""
+    if _per_model(results):
+        labels = ["benchmark", "model"]
+        rows = [([b, m], results[m][b]) for b in _benchmarks_of(results) for m in results if b in results[m]]
+    else:
+        labels, rows = ["benchmark"], [([name], metrics) for name, metrics in results.items()]
+    present = {key for _, metrics in rows for key in metrics}
     keys = [k for k in _ORDER if k in present] + sorted(present - set(_ORDER))
     lines = [
-        "| " + " | ".join(["benchmark", *(_COLUMNS.get(k, k) for k in keys)]) + " |",
-        "| " + " | ".join(["---"] * (len(keys) + 1)) + " |",
+        "| " + " | ".join([*labels, *(_COLUMNS.get(k, k) for k in keys)]) + " |",
+        "| " + " | ".join(["---"] * (len(labels) + len(keys))) + " |",
     ]
-    for name, metrics in results.items():
-        lines.append("| " + " | ".join([name, *(_cell(k, metrics.get(k)) for k in keys)]) + " |")
+    for row, metrics in rows:
+        lines.append("| " + " | ".join([*row, *(_cell(k, metrics.get(k)) for k in keys)]) + " |")
     return "\n".join(lines)
 
 
@@ -329,14 +368,15 @@ def _build_hint(name: str, directory: Path) -> str:
     return f"anydepth shards build --source {kind} --root <{name} dataset root> --out {directory}"
 
 
-def _benchmark_problem(name: str, data_root: Path) -> str | None:
-    """What is wrong with ``data_root/name`` as a benchmark shard directory, or None when it is complete."""
-    directory = data_root / name
+def _benchmark_problem(protocol: Protocol, data_root: Path) -> str | None:
+    """What is wrong with the protocol's shard directory under ``data_root``, or None when it is complete."""
+    name, directory = protocol.name, protocol.shard_dir(data_root)
     expected = f"expected {directory / MANIFEST_NAME} built with `{_build_hint(name, directory)}`"
-    if not data_root.is_dir():
-        return f"{name}: {expected}, but the data root {data_root} does not exist"
     if not directory.is_dir():
-        return f"{name}: {expected}, but {data_root} holds {_listing(data_root)}"
+        parent = directory.parent
+        if not parent.is_dir():
+            return f"{name}: {expected}, but {'the data root ' if parent == data_root else ''}{parent} does not exist"
+        return f"{name}: {expected}, but {parent} holds {_listing(parent)}"
     if not (directory / MANIFEST_NAME).is_file():
         return f"{name}: {expected}, but {directory} holds {_listing(directory)} (no manifest: an unfinished build?)"
     manifest = Manifest.load(directory)
@@ -349,12 +389,12 @@ def _benchmark_problem(name: str, data_root: Path) -> str | None:
             f"{name}: {directory / MANIFEST_NAME} lists {len(manifest.shards)} shards but {len(missing)} are missing "
             f"({listed}); {directory} holds {_listing(directory)}. Finish or redo the build (`--resume`)"
         )
-    if manifest.label_kind != "depth":
+    if manifest.label_kind not in LABEL_KINDS:
         return (
             f"{name}: the shards in {directory} hold label_kind={manifest.label_kind!r}, but zero-shot evaluation "
-            f"needs metric depth labels (label_kind 'depth'); {expected}"
+            f"needs ground truth ({', '.join(LABEL_KINDS)}); {expected}"
         )
-    if manifest.source != name:
+    if manifest.source != name and protocol.shards is None:  # a protocol naming its shards chose them knowingly
         logger.warning("%s: %s was built by the %r reader; evaluating it with the %r protocol", name, directory,
                        manifest.source, name)  # fmt: skip
     return None
@@ -363,8 +403,9 @@ def _benchmark_problem(name: str, data_root: Path) -> str | None:
 def benchmark_shards(
     benchmarks: Sequence[str], data_root: str | os.PathLike, protocols: Mapping[str, Protocol] | None = None
 ) -> dict[str, Path]:
-    """``{benchmark: data_root/benchmark}`` after checking every benchmark has a protocol and complete shards;
-    one :class:`EvaluationError` lists every problem (what was expected, what was found)."""
+    """``{benchmark: shard directory}`` (:meth:`Protocol.shard_dir`, by default ``data_root/benchmark``) after
+    checking every benchmark has a protocol and complete, labeled shards; one :class:`EvaluationError` lists every
+    problem (what was expected, what was found)."""
     protocols = PROTOCOLS if protocols is None else protocols
     if not benchmarks:
         raise EvaluationError(f"no benchmark given; choose from {', '.join(protocols)}")
@@ -375,10 +416,10 @@ def benchmark_shards(
             "(add others with a protocols YAML, see configs/eval/protocols.yaml)"
         )
     data_root = Path(data_root)
-    problems = [p for p in (_benchmark_problem(name, data_root) for name in benchmarks) if p]
+    problems = [p for p in (_benchmark_problem(protocols[name], data_root) for name in benchmarks) if p]
     if problems:
         raise EvaluationError("benchmark shards missing or incomplete:\n  " + "\n  ".join(problems))
-    return {name: data_root / name for name in benchmarks}
+    return {name: protocols[name].shard_dir(data_root) for name in benchmarks}
 
 
 class BenchmarkDataModule(pl.LightningDataModule):
@@ -386,10 +427,10 @@ class BenchmarkDataModule(pl.LightningDataModule):
     its shards once through :class:`~anydepth.data.transforms.EvalTransform` (no shuffling).
 
     Built from a config (LightningCLI ``--data``): ``benchmarks`` names the benchmarks and each is read from
-    ``data_root/<benchmark>``, checked at construction by :func:`benchmark_shards` (unknown name, missing or partial
-    shards: one :class:`EvaluationError` listing every problem). From Python, ``benchmarks`` may instead map each
-    benchmark to its shards (a shard directory with ``manifest.json``, a shard path or pattern, or a list of them;
-    no ``data_root``), read as given.
+    ``data_root/<benchmark>`` (or its protocol's ``shards`` directory), checked at construction by
+    :func:`benchmark_shards` (unknown name, missing or partial shards: one :class:`EvaluationError` listing every
+    problem). From Python, ``benchmarks`` may instead map each benchmark to its shards (a shard directory with
+    ``manifest.json``, a shard path or pattern, or a list of them; no ``data_root``), read as given.
 
     Under DDP the loaders are built when the Trainer asks for them (after DDP is set up), and the shards of all
     benchmarks, taken in order as one list, are dealt to the ranks round-robin: each sample is read by exactly one
@@ -399,7 +440,8 @@ class BenchmarkDataModule(pl.LightningDataModule):
     for ``ranks x workers`` shards per benchmark to use every device and worker.
 
     Args:
-        benchmarks: benchmark names, in dataloader order (read from ``data_root/<name>``), or ``{name: shards}``.
+        benchmarks: benchmark names, in dataloader order (read from :meth:`Protocol.shard_dir`, by default
+            ``data_root/<name>``), or ``{name: shards}``.
         data_root: the directory holding one shard directory per benchmark (required with names, unused with a
             mapping).
         batch_size: images per batch; > 1 only for benchmarks whose images share one size.
@@ -493,9 +535,10 @@ class DepthEvaluator(pl.LightningModule):
     """Zero-shot evaluation of a :class:`DepthAnything` as a LightningModule for ``Trainer.test`` (``anydepth test``).
 
     ``test_step`` takes :class:`~anydepth.data.transforms.EvalTransform` batches of dataloader ``i`` =
-    ``benchmarks[i]`` (``image`` in [0, 1], ImageNet-normalised here on the device; ``label`` depth in metres and
-    ``mask`` at ``original_size``, the ground-truth resolution), upsamples the prediction to that size, builds the
-    protocol's valid mask (:meth:`Protocol.valid_mask`) and updates that benchmark's :class:`RelativeDepthMetrics`.
+    ``benchmarks[i]`` (``image`` in [0, 1], ImageNet-normalised here on the device; ``label`` (depth, or disparity
+    turned into depth up to scale by :func:`~anydepth.metrics.depth_from_label`) and ``mask`` at ``original_size``,
+    the ground-truth resolution), upsamples the prediction to that size, builds the protocol's valid mask
+    (:meth:`Protocol.valid_mask`) and updates that benchmark's :class:`RelativeDepthMetrics`.
     ``on_test_epoch_end`` computes every benchmark (synchronised across ranks), logs ``<benchmark>/<metric>``, stores
     the values in :attr:`results` (``{benchmark: {metric: float, "images": int}}``) and resets the metrics;
     at the end of ``test`` (``teardown``), rank 0 prints them as a Markdown table (:func:`format_markdown_table`)
@@ -653,10 +696,11 @@ class DepthEvaluator(pl.LightningModule):
         keys = batch.get("key")
         if "label" not in batch:
             raise EvaluationError(f"{name}: samples {keys} have no depth label; benchmark shards need labels")
-        kinds = set(batch.get("label_kind") or ["depth"])
-        if kinds != {"depth"}:
-            raise EvaluationError(f"{name}: samples {keys} have label_kind {sorted(map(str, kinds))}, not 'depth'")
-        depth, mask = batch["label"], batch["mask"]
+        mask = batch["mask"]
+        try:
+            depth = depth_from_label(batch["label"], mask, batch.get("label_kind") or ["depth"] * len(mask))
+        except ValueError as err:
+            raise EvaluationError(f"{name}: samples {keys}: {err}") from err
         size = tuple(int(s) for s in batch["original_size"][0]) if "original_size" in batch else depth.shape[-2:]
         if tuple(depth.shape[-2:]) != tuple(size):
             raise EvaluationError(f"{name}: samples {keys}: label {tuple(depth.shape[-2:])} != original_size {size}")
@@ -690,6 +734,7 @@ class DepthEvaluator(pl.LightningModule):
             self.log_dict({f"{name}/{key}": value for key, value in values.items()}, sync_dist=False)
             metric.reset()
 
+
 def _silence_expected_warnings() -> None:
     """Filter the warnings a benchmark evaluation raises by design (see :meth:`DepthEvaluator.setup`)."""
     warnings.filterwarnings("ignore", message=".*IterableDataset.*has `__len__` defined")
@@ -709,19 +754,25 @@ def _json_safe(value: Any) -> Any:
 
 def write_report(
     path: str | os.PathLike,
-    results: Mapping[str, Mapping[str, Any]],
+    results: Results | Mapping[str, Results],
     protocols: Mapping[str, Protocol],
-    checkpoint: str | os.PathLike | None,
+    checkpoint: str | os.PathLike | Mapping[str, str | os.PathLike] | None,
     input_size: int | None,
 ) -> Path:
-    """Write ``{"metrics", "protocols", "checkpoint", "input_size"}`` as strict JSON (NaN -> null) to ``path``
-    (parents created): the ``anydepth eval --output`` / ``DepthEvaluator(output=...)`` file."""
-    report = {
-        "metrics": dict(results),
-        "protocols": {name: protocols[name].to_dict() for name in results},
-        "checkpoint": None if checkpoint is None else str(checkpoint),
-        "input_size": input_size,
-    }
+    """Write the ``anydepth eval --output`` / ``DepthEvaluator(output=...)`` file to ``path`` as strict JSON (NaN ->
+    null; parents created). One model (``results`` ``{benchmark: {metric: value}}``, its ``checkpoint`` path or
+    None): ``{"metrics", "protocols", "checkpoint", "input_size"}``. Several models (``results``
+    ``{model: {benchmark: ...}}``, ``checkpoint`` ``{model: path}``): ``{"models": {model: {"checkpoint",
+    "metrics"}}, "protocols", "input_size"}``; ``protocols`` holds every benchmark scored."""
+    if isinstance(checkpoint, Mapping):
+        benchmarks = _benchmarks_of(results)
+        head: dict[str, Any] = {
+            "models": {m: {"checkpoint": str(checkpoint[m]), "metrics": dict(r)} for m, r in results.items()}
+        }
+    else:
+        benchmarks = list(results)
+        head = {"metrics": dict(results), "checkpoint": None if checkpoint is None else str(checkpoint)}
+    report = {**head, "protocols": {name: protocols[name].to_dict() for name in benchmarks}, "input_size": input_size}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
@@ -770,8 +821,9 @@ def evaluate(
     **trainer_kwargs: Any,
 ) -> dict[str, dict[str, float]]:
     """Zero-shot evaluation of a checkpoint (any format ``DepthAnything.from_checkpoint`` reads, with the optional
-    ``encoder``/``version`` hints) or a model on ``benchmarks``, each read from ``data_root/<benchmark>`` (a
-    directory with ``manifest.json`` written by ``anydepth shards build --source <benchmark>``).
+    ``encoder``/``version`` hints) or a model on ``benchmarks``, each read from ``data_root/<benchmark>`` or the
+    directory its protocol names (:meth:`Protocol.shard_dir`; a directory with ``manifest.json`` written by
+    ``anydepth shards build``).
 
     Runs ``lightning.Trainer(accelerator, devices, strategy, precision, **trainer_kwargs).test`` once over one loader
     per benchmark; ``devices=N`` evaluates under DDP with every sample read once. ``input_size`` is the network's

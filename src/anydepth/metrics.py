@@ -4,7 +4,8 @@ Zero-shot relative evaluation follows the Depth Anything paper (supplementary: "
 evaluation, the scale and shift of our prediction are manually aligned with the ground truth"), i.e. the MiDaS
 protocol (Ranftl et al., "Towards Robust Monocular Depth Estimation", TPAMI 2022): the predicted relative disparity
 is aligned to the ground-truth disparity by per-image least squares, inverted to depth, and scored with AbsRel and
-delta_1. Metric definitions match the Monodepth / BTS / ZoeDepth evaluation code.
+delta_1. Metric definitions match the Monodepth / BTS / ZoeDepth evaluation code. Ground truth stored as disparity
+is turned into depth up to scale by :func:`depth_from_label` first.
 
 Everything runs on whole batches (no Python loop over samples) in at least float32: half-precision inputs are
 upcast, float64 inputs stay float64.
@@ -12,11 +13,14 @@ upcast, float64 inputs stay float64.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+
+from anydepth.data.schema import LABEL_KINDS
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -24,6 +28,7 @@ __all__ = [
     "RelativeDepthMetrics",
     "align_scale_shift",
     "aligned_depth",
+    "depth_from_label",
     "depth_metrics",
     "per_image_depth_metrics",
 ]
@@ -111,6 +116,37 @@ def _valid_mask(gt: Tensor, mask: Tensor, min_depth: float, max_depth: float | N
     if max_depth is not None:
         valid = valid & (gt < max_depth)
     return valid
+
+
+def depth_from_label(label: Tensor, mask: Tensor, kinds: Sequence[str | None]) -> Tensor:
+    """Ground-truth depth for :meth:`RelativeDepthMetrics.update` from raw ``B x H x W`` labels of kind ``kinds[i]``
+    (as :class:`~anydepth.data.transforms.EvalTransform` returns them) and their bool ``mask``.
+
+    - ``"depth"``: the label, unchanged.
+    - ``"disparity"`` / ``"relative_disparity"``: depth up to scale, ``median(d) / d`` on the masked pixels with a
+      finite ``d > 0`` (``0``, i.e. invalid, elsewhere: zero disparity is infinitely far), the median taken over
+      those pixels, so the sample's median depth is 1 and a benchmark's depth range is in units of it. The unknown
+      scale of a disparity (pixels, or normalised) is harmless: zero-shot alignment fits scale and shift in
+      disparity space, so AbsRel and the deltas do not depend on it; plain ``1 / d`` would tie the depth range to
+      the disparity's unit (a disparity of 40 px is a "depth" of 0.025, below e.g. DIODE's 0.6 m minimum).
+
+    Raises:
+        ValueError: a kind outside :data:`~anydepth.data.schema.LABEL_KINDS` (e.g. None: an unlabeled sample), or
+            not one kind per sample.
+    """
+    if len(kinds) != label.shape[0]:
+        raise ValueError(f"expected one label kind per sample ({label.shape[0]}), got {len(kinds)}")
+    unknown = sorted({repr(k) for k in kinds if k not in LABEL_KINDS})
+    if unknown:
+        raise ValueError(f"unknown label kind {', '.join(unknown)}; expected one of {', '.join(LABEL_KINDS)}")
+    if all(k == "depth" for k in kinds):
+        return label
+    is_disparity = torch.tensor([k != "depth" for k in kinds], device=label.device)
+    d = label.to(_compute_dtype(label))
+    positive = mask.to(torch.bool) & torch.isfinite(d) & (d > 0)
+    median = torch.where(positive, d, torch.nan).flatten(1).nanmedian(dim=1).values  # NaN: no valid pixel
+    depth = torch.where(positive, _bcast(median, d) / torch.where(positive, d, 1.0), 0.0)
+    return torch.where(_bcast(is_disparity, d), depth, d)
 
 
 def per_image_depth_metrics(
