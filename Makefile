@@ -29,9 +29,29 @@ DEVICES ?= 1
 EVAL_OPTS ?=
 DEMO_SHARDS := $(SHARDS_DIR)/demo
 DEMO_SHARD_SIZE ?= 64
+# training (teacher, pseudo-label, student): ENCODER (vits|vitb|vitl), TRAINER (a configs/trainer/*.yaml: cpu, ddp,
+# fsdp), DEVICES and NODES per job; data: LABELED and VAL (comma lists of shard dirs; default: the stage configs'),
+# UNLABELED (shards to pseudo-label), PSEUDO (pseudo-labeled shards), DINOV2 (local dinov2_vit?14_pretrain.pth),
+# TEACHER_CKPT (for pseudo-label; default the teacher's last.ckpt); FIT_OPTS: more LightningCLI options
+ENCODER ?= vits
+TRAINER ?= ddp
+NODES ?= 1
+LABELED ?=
+VAL ?=
+UNLABELED ?= $(SHARDS_DIR)/unlabeled
+PSEUDO ?= $(SHARDS_DIR)/pseudo
+DINOV2 ?=
+TEACHER_CKPT ?= outputs/teacher-$(ENCODER)/checkpoints/last.ckpt
+FIT_OPTS ?=
+FIT = $(BIN)/anydepth fit --config configs/trainer/$(TRAINER).yaml --trainer.devices $(DEVICES) --trainer.num_nodes $(NODES) \
+	$(if $(VAL),--data.init_args.val_shards [$(VAL)]) $(if $(DINOV2),--model.init_args.pretrained $(DINOV2))
+# the demo writes everything under outputs/demo (paths fixed in configs/demo/*.yaml); its models train at 182 px
+DEMO_OUT := outputs/demo
+DEMO_SIZE := 182
+DEMO_BEST = $$(ls $(DEMO_OUT)/$(1)/checkpoints/best-*.ckpt)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint benchmark infer eval clean shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
+.PHONY: help install test lint benchmark infer eval clean demo teacher pseudo-label student shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
 	shards-irs shards-megadepth shards-tartanair shards-images
 
 help:  ## list every target
@@ -106,6 +126,33 @@ shards-demo: install  ## offline demo shards in data_shards/demo/{unlabeled,eval
 	$(BIN)/anydepth shards verify $(DEMO_SHARDS)/unlabeled
 	$(BIN)/anydepth shards verify $(DEMO_SHARDS)/eval
 	$(BIN)/anydepth shards verify $(DEMO_SHARDS)/train
+
+demo: shards-demo  ## THE MAIN JOB, offline on CPU (<15 min): demo shards -> teacher -> pseudo labels -> student -> metrics + depth maps
+	rm -rf $(DEMO_OUT)
+	$(BIN)/anydepth fit --config configs/trainer/cpu.yaml --config configs/demo/teacher.yaml
+	$(BIN)/anydepth pseudo-label --checkpoint $(call DEMO_BEST,teacher) --input $(DEMO_SHARDS)/unlabeled \
+		--out $(DEMO_OUT)/pseudo --input-size $(DEMO_SIZE) --accelerator cpu --devices 1
+	$(BIN)/anydepth fit --config configs/trainer/cpu.yaml --config configs/demo/student.yaml
+	$(BIN)/python -c "from anydepth.data.sources.demo import bundled_photos; print(*bundled_photos().values(), sep='\n')" \
+		> $(DEMO_OUT)/photos.txt
+	$(BIN)/anydepth infer --checkpoint $(call DEMO_BEST,student) --input $(DEMO_OUT)/photos.txt \
+		--output $(DEMO_OUT)/depth --input-size $(DEMO_SIZE) --side-by-side
+	$(BIN)/anydepth eval --checkpoint $(call DEMO_BEST,teacher) --checkpoint $(call DEMO_BEST,student) \
+		--name teacher --name student --benchmarks demo --protocols configs/demo/protocols.yaml \
+		--data-root $(SHARDS_DIR) --input-size $(DEMO_SIZE) --accelerator cpu --output $(DEMO_OUT)/metrics.json
+	@echo "demo done: metrics above and in $(DEMO_OUT)/metrics.json, depth maps of the demo photos in $(DEMO_OUT)/depth"
+
+teacher: install  ## stage 1: make teacher ENCODER=vitl DEVICES=8 NODES=2 DINOV2=dinov2_vitl14_pretrain.pth [LABELED=a,b VAL=c]
+	$(FIT) --config configs/teacher/$(ENCODER).yaml $(if $(LABELED),--data.init_args.train_shards [$(LABELED)]) \
+		--ckpt_path last $(FIT_OPTS)
+
+pseudo-label: install  ## stage 2: teacher pseudo labels, make pseudo-label [TEACHER_CKPT=...] UNLABELED=dir PSEUDO=dir
+	$(BIN)/anydepth pseudo-label --checkpoint $(TEACHER_CKPT) --input $(UNLABELED) --out $(PSEUDO) \
+		--devices $(DEVICES) --num-nodes $(NODES)
+
+student: install  ## stage 3: make student ENCODER=vitl DEVICES=8 DINOV2=... [LABELED=a,b PSEUDO=dir VAL=c]
+	$(FIT) --config configs/student/$(ENCODER).yaml $(if $(LABELED),--data.init_args.labeled_shards [$(LABELED)]) \
+		--data.init_args.pseudo_shards [$(PSEUDO)] --ckpt_path last $(FIT_OPTS)
 
 clean:  ## remove the virtual environment, caches and outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info outputs

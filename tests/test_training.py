@@ -38,7 +38,7 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("training")
     out = {"train": tmp / "train", "val": tmp / "val", "pseudo": tmp / "pseudo"}
     build_shards("demo-train", tmp, out["train"], samples_per_shard=4, source_kwargs=SCENES)
-    build_shards("demo-train", tmp, out["val"], split="val", samples_per_shard=2,
+    build_shards("demo-train", tmp, out["val"], split="val", samples_per_shard=1,  # a shard per DDP rank
                  source_kwargs=dict(num_scenes=2, size=(36, 48)))  # fmt: skip
     build_shards("demo-train", tmp, out["pseudo"], samples_per_shard=4, source_kwargs=dict(SCENES, seed=100))
     return out
@@ -114,8 +114,15 @@ def test_optimizer_groups_and_linear_decay(shards: dict, tmp_path: Path) -> None
     assert isinstance(optimizer, torch.optim.AdamW)
     encoder, decoder = optimizer.param_groups
     assert (encoder["name"], decoder["name"]) == ("encoder", "decoder")
-    assert {id(p) for p in encoder["params"]} == {id(p) for p in module.model.pretrained.parameters()}
-    assert {id(p) for p in decoder["params"]} == {id(p) for p in module.model.depth_head.parameters()}
+    fusion = module.model.depth_head.scratch.refinenet4.resConfUnit1
+    unused = {"pretrained.mask_token"} | {f"depth_head.scratch.refinenet4.resConfUnit1.{k}" for k, _ in
+                                          fusion.named_parameters()}  # fmt: skip
+    named = dict(module.model.named_parameters())
+    assert {id(p) for p in encoder["params"]} == {id(v) for k, v in named.items() if k.startswith("pretrained.")
+                                                  and k not in unused}
+    assert {id(p) for p in decoder["params"]} == {id(v) for k, v in named.items() if k.startswith("depth_head.")
+                                                  and k not in unused}
+    assert not any(named[k].requires_grad for k in unused)  # never used by the forward: frozen (DDP needs no search)
     lrs = [lr for _, group_lrs, _ in record.steps for lr in group_lrs]  # after step k: (1 - k / total) x base
     expected = [base * (1 - k / 4) for k in range(1, 5) for base in (5e-6, 5e-5)]
     assert lrs == pytest.approx(expected, rel=1e-6)
@@ -270,21 +277,22 @@ def test_run_killed_midway_resumes_with_the_same_step_and_learning_rate(shards: 
 
 
 def fit_command(stage: str, shards: dict) -> list[str]:
-    """``anydepth fit`` with configs/trainer/cpu.yaml + configs/demo/<stage>.yaml on the test shards, tiny model
-    (outputs under the working directory's outputs/demo/<stage>)."""
+    """``anydepth fit`` with configs/trainer/ddp.yaml (on 2 CPU processes, fp32) + configs/demo/<stage>.yaml on the
+    test shards, tiny model (outputs under the working directory's outputs/demo/<stage>)."""
     data = (["--data.init_args.train_shards", f"[{shards['train']}]"] if stage == "teacher" else
             ["--data.init_args.labeled_shards", f"[{shards['train']}]",
              "--data.init_args.pseudo_shards", f"[{shards['pseudo']}]", "--data.init_args.labeled_batch_size", "1",
              "--data.init_args.samples_per_epoch", "8"])  # fmt: skip
     model = "--model.init_args.model.init_args."
     return [
-        "fit", "--config", str(ROOT / "configs/trainer/cpu.yaml"), "--config", str(ROOT / f"configs/demo/{stage}.yaml"),
+        "fit", "--config", str(ROOT / "configs/trainer/ddp.yaml"), "--config", str(ROOT / f"configs/demo/{stage}.yaml"),
         *data, "--data.init_args.val_shards", f"[{shards['val']}]", "--data.init_args.size", str(SIZE),
         "--data.init_args.num_workers", "0",
         f"{model}embed_dim", "32", f"{model}num_heads", "2", f"{model}features", "16",
         f"{model}out_channels", "[8,16,32,32]",
-        "--trainer.max_epochs", "1", "--trainer.max_steps", "2", "--trainer.logger", "false",
-        "--trainer.enable_progress_bar", "false", "--trainer.strategy", "ddp", "--trainer.devices", "2",
+        "--trainer.max_epochs", "2", "--trainer.max_steps", "2", "--trainer.logger", "false",
+        "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+        "--trainer.precision", "32-true",
     ]  # fmt: skip
 
 
@@ -295,7 +303,15 @@ def test_two_process_ddp_fit_through_the_cli(stage: str, shards: dict, tmp_path:
     proc = subprocess.run([sys.executable, "-m", "anydepth.cli", *fit_command(stage, shards)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "Starting with 2 processes" in proc.stderr, proc.stderr[-4000:]
-    path = tmp_path / "outputs" / "demo" / stage / "checkpoints" / "last.ckpt"
-    assert torch.load(path, weights_only=False)["global_step"] == 2
+    assert "Starting with 2 processes" in proc.stderr and "`max_steps=2` reached" in proc.stderr, proc.stderr[-4000:]
+    path = tmp_path / "outputs" / "demo" / stage / "checkpoints" / "last.ckpt"  # saved after a validation
+    assert torch.load(path, weights_only=False)["global_step"] >= 1
     DepthAnything.from_checkpoint(path)
+
+
+def test_fewer_validation_shards_than_ranks_is_one_clear_error(shards: dict) -> None:
+    """A rank without validation batches would leave the others waiting in the metric synchronisation."""
+    data = LabeledDataModule([str(shards["train"])], [str(shards["val"])], num_workers=0, size=SIZE, rank=0,
+                             world_size=3)  # fmt: skip
+    with pytest.raises(ValueError, match="2 shard\\(s\\) for 3 ranks: every rank needs at least one validation shard"):
+        data.val_dataloader()

@@ -1,10 +1,10 @@
-"""The ``anydepth`` command line: the tools ``anydepth infer``, ``convert``, ``shards`` and ``eval``, and the
+"""The ``anydepth`` command line: the tools ``anydepth infer``, ``convert``, ``shards``, ``eval`` and ``pseudo-label``, and the
 LightningCLI subcommands ``anydepth fit``, ``validate``, ``test`` and ``predict``.
 
 Every tool is one subparser registered by an ``add_<name>_parser(subparsers)`` function
 that sets ``func`` (``args -> exit code``) as a parser default; ``main`` parses, dispatches and
 turns user mistakes (``USER_ERRORS``) into one ``anydepth <command>: error: ...`` message and
-exit code 2, like argparse's own usage errors. Future tools (pseudo-label) plug in the same way.
+exit code 2, like argparse's own usage errors.
 
 ``anydepth fit|validate|test|predict ARGS`` hands ``ARGS`` to :class:`lightning.pytorch.cli.LightningCLI`
 (:func:`run_lightning`): any LightningModule as ``--model`` and any LightningDataModule as ``--data``
@@ -481,6 +481,82 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+# ---------------------------------------------------------------- pseudo-label
+
+
+def run_pseudo_label(args: argparse.Namespace) -> int:
+    """``anydepth pseudo-label``: pseudo-label the input shards; a summary line on stderr (rank 0)."""
+    from lightning.pytorch.utilities import rank_zero_only  # imported here: Lightning slows every command's start
+
+    from anydepth.training.pseudo_label import PseudoLabelError, pseudo_label
+
+    try:
+        manifest = pseudo_label(
+            args.checkpoint, args.input, args.out, input_size=args.input_size, flip_tta=args.flip_tta,
+            batch_size=args.batch_size, num_workers=args.num_workers, accelerator=args.accelerator,
+            devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision,
+            encoder=args.encoder, version=args.version,
+        )  # fmt: skip
+    except PseudoLabelError as err:
+        raise UsageError(str(err)) from err
+    if rank_zero_only.rank == 0:
+        line = f"wrote {manifest.num_samples} pseudo-labeled samples in {len(manifest.shards)} shards to {args.out}"
+        if manifest.skipped:
+            line += f"; {len(manifest.skipped)} input shard(s) had unreadable samples (listed in manifest.json)"
+        print(line, file=sys.stderr)
+    return 0
+
+
+def add_pseudo_label_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``anydepth pseudo-label``."""
+    parser = subparsers.add_parser(
+        "pseudo-label",
+        help="label unlabeled shards with a teacher's relative disparity (the paper's data engine)",
+        description=(
+            "Run the teacher --checkpoint on every image of the --input shards (clean images, evaluation "
+            "preprocessing, optional flip test-time augmentation) and write shards with the original image bytes "
+            "plus float16 relative disparity labels (normalised to [0, 1] per image) and manifest.json into --out, "
+            "for student training. Output shard NNNNNN holds input shard NNNNNN. Rerunning continues an interrupted "
+            "run (finished shards are kept; other settings are refused). Runs under DDP with --devices/--num-nodes "
+            "(e.g. SLURM). Exit code: 0 done, 2 usage error."
+        ),
+    )
+    add_checkpoint_arguments(parser)
+    parser.add_argument(
+        "--input", required=True, nargs="+", metavar="SHARDS",
+        help="input shard directories with manifest.json (or shard paths / patterns a manifest lists)",
+    )  # fmt: skip
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory (data_shards/NAME)")
+    parser.add_argument(
+        "--input-size", type=int, default=518, metavar="N",
+        help="shorter network input side, rounded to a multiple of 14 (default: 518, as the paper)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--flip-tta", action="store_true",
+        help="average with the un-flipped prediction of the horizontally flipped image (2x the compute)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch-size", type=int, default=1, metavar="N",
+        help="images per forward pass; > 1 only when all input images share one size (default: 1)",
+    )  # fmt: skip
+    parser.add_argument("--num-workers", type=int, default=2, metavar="N", help="loader workers per device (default 2)")
+    parser.add_argument(
+        "--devices", type=_devices, default="auto", metavar="N",
+        help="devices per node: a count, indices like 0,1, or auto (default: auto)",
+    )  # fmt: skip
+    parser.add_argument("--num-nodes", type=int, default=1, metavar="N", help="number of nodes (default: 1)")
+    parser.add_argument(
+        "--accelerator", choices=("auto", "cpu", "gpu"), default="auto", help="auto = GPU when available (default)"
+    )
+    parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default: auto)")
+    parser.add_argument(
+        "--precision", default="32-true", choices=("32-true", "16-mixed", "bf16-mixed"),
+        help="Lightning precision (default: 32-true)",
+    )  # fmt: skip
+    parser.set_defaults(func=run_pseudo_label)
+    return parser
+
+
 # ---------------------------------------------------------------- LightningCLI: fit, validate, test, predict
 
 LIGHTNING_SUBCOMMANDS: dict[str, str] = {
@@ -571,7 +647,8 @@ def add_lightning_parsers(subparsers: Any) -> None:
 # ---------------------------------------------------------------- main
 
 SUBCOMMANDS: tuple[Callable[[Any], argparse.ArgumentParser | None], ...] = (
-    add_infer_parser, add_convert_parser, add_shards_parser, add_eval_parser, add_lightning_parsers,
+    add_infer_parser, add_convert_parser, add_shards_parser, add_eval_parser, add_pseudo_label_parser,
+    add_lightning_parsers,
 )  # fmt: skip
 
 
@@ -580,8 +657,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=(
-            "Depth Anything style monocular depth models. infer, convert, shards and eval are tools; fit, validate, "
-            "test and predict run LightningCLI (jsonargparse: --config cfg.yaml, --model, --data, --trainer.*), "
+            "Depth Anything style monocular depth models. infer, convert, shards, eval and pseudo-label are tools; "
+            "fit, validate, test and predict run LightningCLI (jsonargparse: --config cfg.yaml, --model, --data, --trainer.*), "
             "e.g. anydepth test --config configs/eval/test.yaml --model.init_args.checkpoint CKPT "
             "--data.init_args.data_root DIR (zero-shot evaluation; --trainer.devices N runs DDP)."
         ),

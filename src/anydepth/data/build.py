@@ -12,9 +12,9 @@ processes, spawn-safe; ``workers=1`` builds in-process):
 - samples whose longer side exceeds ``max_side`` are downscaled (image: Lanczos; label, mask,
   sky: nearest neighbour, so invalid label values never blend into valid ones), with
   ``meta["scale"]`` multiplied by the factor and ``meta["original_size"]`` kept;
-- the shard is written with webdataset's ``TarWriter`` (fixed mtime and owner, so the bytes only
-  depend on the data and the settings) into ``shard-NNNNNN.tar.tmp``, fsynced, then renamed to
-  ``shard-NNNNNN.tar``: a shard file is never half-written;
+- the shard is written by a :class:`ShardWriter` (webdataset's ``TarWriter`` with fixed mtime and
+  owner, so the bytes only depend on the data and the settings) into ``shard-NNNNNN.tar.tmp``,
+  fsynced, then renamed to ``shard-NNNNNN.tar``: a shard file is never half-written;
 - a completion record ``shard-NNNNNN.json`` (``samples``, ``bytes``, ``sha256``, ``skipped``) is
   written last, atomically.
 
@@ -137,7 +137,7 @@ def _reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _file_digest(path: Path) -> tuple[int, str]:
+def file_digest(path: Path) -> tuple[int, str]:
     """(size, sha256 hex) of a file."""
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
@@ -146,7 +146,7 @@ def _file_digest(path: Path) -> tuple[int, str]:
     return path.stat().st_size, digest.hexdigest()
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomic, durable JSON write (temporary file, fsync, rename)."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as stream:
@@ -164,38 +164,68 @@ class _ShardTask:
     options: _Options
 
 
+class ShardWriter:
+    """Shard ``index`` of ``out_dir``, written atomically: ``write`` appends webdataset records to
+    ``shard-NNNNNN.tar.tmp``; ``finish`` closes, fsyncs and renames it to ``shard-NNNNNN.tar`` (or deletes it when
+    nothing was written) and then writes the completion record ``shard-NNNNNN.json`` (``name``, ``index``,
+    ``inputs``, ``samples``, ``bytes``, ``sha256``, ``skipped``; what :func:`completed_shard` checks); ``abort``
+    deletes the temporary file. A shard file is never half-written."""
+
+    def __init__(self, out_dir: Path, index: int) -> None:
+        self.out_dir, self.index, self.name = Path(out_dir), index, shard_name(index)
+        self.tmp = self.out_dir / f"{self.name}.tmp"
+        self.samples = 0
+        self._stream = open(self.tmp, "wb")
+        self._writer = TarWriter(self._stream, **_TAR_OPTIONS)
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._writer.write(record)
+        self.samples += 1
+
+    def finish(self, inputs: int, skipped: list[dict[str, str]]) -> dict[str, Any]:
+        """Complete the shard; ``inputs`` items were meant for it, ``skipped`` (``{"input", "reason"}``) were not
+        written. Returns the completion record."""
+        final = self.out_dir / self.name
+        try:
+            self._writer.close()  # end-of-archive blocks; the stream stays open
+            self._stream.flush()
+            os.fsync(self._stream.fileno())
+            self._stream.close()
+            if self.samples:
+                os.replace(self.tmp, final)
+            else:
+                self.tmp.unlink()
+        except BaseException:
+            self.abort()
+            raise
+        size, sha256 = file_digest(final) if self.samples else (0, None)
+        completion = {"name": self.name, "index": self.index, "inputs": inputs, "samples": self.samples,
+                      "bytes": size, "sha256": sha256, "skipped": skipped}  # fmt: skip
+        write_json(self.out_dir / f"shard-{self.index:06d}.json", completion)
+        return completion
+
+    def abort(self) -> None:
+        """Close and delete the temporary file; no shard and no completion record are written."""
+        self._stream.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 def _build_shard(source: Source, task: _ShardTask) -> dict[str, Any]:
-    """Write one shard (tmp + fsync + rename) and its completion record; returns the record."""
-    out_dir = Path(task.out_dir)
-    name = shard_name(task.index)
-    final, tmp = out_dir / name, out_dir / f"{name}.tmp"
+    """Write one shard with a :class:`ShardWriter`; returns its completion record."""
+    shard = ShardWriter(Path(task.out_dir), task.index)
     skipped: list[dict[str, str]] = []
-    samples = 0
     try:
-        with open(tmp, "wb") as stream:
-            with TarWriter(stream, **_TAR_OPTIONS) as writer:  # closed (end blocks written) even on errors
-                for item in task.items:
-                    try:
-                        record = _prepare(source, item, task.options)
-                    except Exception as err:  # one bad input never aborts the build
-                        skipped.append({"input": item.key, "reason": _reason(err)})
-                        continue
-                    writer.write(record)
-                    samples += 1
-            stream.flush()
-            os.fsync(stream.fileno())
-        if samples:
-            os.replace(tmp, final)
-        else:
-            tmp.unlink()
+        for item in task.items:
+            try:
+                record = _prepare(source, item, task.options)
+            except Exception as err:  # one bad input never aborts the build
+                skipped.append({"input": item.key, "reason": _reason(err)})
+                continue
+            shard.write(record)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        shard.abort()
         raise
-    size, sha256 = _file_digest(final) if samples else (0, None)
-    completion = {"name": name, "index": task.index, "inputs": len(task.items), "samples": samples,
-                  "bytes": size, "sha256": sha256, "skipped": skipped}  # fmt: skip
-    _write_json(out_dir / f"shard-{task.index:06d}.json", completion)
-    return completion
+    return shard.finish(len(task.items), skipped)
 
 
 # Worker processes: the source is built once per process by the pool initializer.
@@ -300,15 +330,19 @@ def _check_resume(out_dir: Path, state: dict[str, Any]) -> None:
             )
 
 
-def _completed(out_dir: Path, index: int) -> dict[str, Any] | None:
-    """The completion record of chunk ``index`` if its shard is intact, else None (and its files removed)."""
+def completed_shard(out_dir: Path, index: int, check_sha256: bool = True) -> dict[str, Any] | None:
+    """The completion record of shard ``index`` (a :class:`ShardWriter` record) if its shard is intact (size and,
+    with ``check_sha256``, sha256 match; no tar for 0 samples), else None (and its files removed). Without
+    ``check_sha256`` only the size is compared: cheap enough for terabytes of shards."""
     record_path, tar_path = out_dir / f"shard-{index:06d}.json", out_dir / shard_name(index)
     try:
         record = json.loads(record_path.read_text())
         if record["samples"] == 0:
             tar_path.unlink(missing_ok=True)
             return record
-        if tar_path.is_file() and _file_digest(tar_path) == (record["bytes"], record["sha256"]):
+        if check_sha256 and file_digest(tar_path) == (record["bytes"], record["sha256"]):
+            return record
+        if not check_sha256 and tar_path.stat().st_size == record["bytes"]:
             return record
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -394,14 +428,14 @@ def build_shards(
         for leftover in out.glob("*.tmp"):
             logger.info("removing leftover %s", leftover.name)
             leftover.unlink()
-    _write_json(out / STATE_NAME, state)
+    write_json(out / STATE_NAME, state)
 
     options = _Options(name, source.label_kind, max_side, image_format, label_dtype)
     chunks = [tuple(items[i : i + samples_per_shard]) for i in range(0, len(items), samples_per_shard)]
     records: dict[int, dict[str, Any]] = {}
     if resume:
         for index in range(len(chunks)):
-            record = _completed(out, index)
+            record = completed_shard(out, index)
             if record is not None:
                 records[index] = record
         if records:
@@ -505,7 +539,7 @@ def verify_shards(directory: str | os.PathLike[str]) -> VerifyReport:
         if not path.is_file():
             report.problems.append(f"{shard.name}: missing (the manifest lists {shard.samples} samples)")
             continue
-        size, sha256 = _file_digest(path)
+        size, sha256 = file_digest(path)
         if size != shard.bytes:
             report.problems.append(f"{shard.name}: {size} bytes, the manifest says {shard.bytes}")
         if sha256 != shard.sha256:
@@ -537,4 +571,15 @@ def verify_shards(directory: str | os.PathLike[str]) -> VerifyReport:
     return report
 
 
-__all__ = ["BuildError", "VerifyReport", "build_shards", "downscale_sample", "shard_name", "verify_shards"]
+__all__ = [
+    "BuildError",
+    "ShardWriter",
+    "VerifyReport",
+    "build_shards",
+    "completed_shard",
+    "downscale_sample",
+    "file_digest",
+    "shard_name",
+    "verify_shards",
+    "write_json",
+]

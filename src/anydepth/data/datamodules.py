@@ -410,6 +410,20 @@ class _ShardDataModule(pl.LightningDataModule):
             )
         return ShardLoader(dataset, num_workers=self.num_workers, pin_memory=self.pin_memory, epoch_fn=self._epoch)
 
+    def _val_loader(self, shards: Sequence[str] | None, size: int, batch_size: int) -> ShardLoader | list[Any]:
+        """The validation loader of ``shards`` (none: no validation). Every rank needs a shard: a rank without
+        validation batches skips validation, and the metric synchronisation of the others would wait for it."""
+        if not shards:
+            return []
+        loader = self._eval_loader(shards, size, batch_size, "val")
+        count, world_size = len(loader.dataset.shards.urls), loader.dataset.world_size
+        if count < world_size:
+            raise ValueError(
+                f"val_shards {list(shards)} hold {count} shard(s) for {world_size} ranks: every rank needs at least "
+                "one validation shard; rebuild them with a smaller --samples-per-shard"
+            )
+        return loader
+
     def _eval_loader(self, shards: Sequence[str], size: int, batch_size: int, name: str) -> ShardLoader:
         dataset = self._dataset(shards, EvalTransform(size), batch_size, resampled=False, shuffle=False, name=name)
         return self._loader(dataset)
@@ -464,9 +478,7 @@ class LabeledDataModule(_ShardDataModule):
         return self._loader(self.train_dataset())
 
     def val_dataloader(self) -> ShardLoader | list[Any]:
-        if not self.val_shards:
-            return []
-        return self._eval_loader(self.val_shards, self.size, self.val_batch_size, "val")
+        return self._val_loader(self.val_shards, self.size, self.val_batch_size)
 
 
 class UnlabeledDataModule(_ShardDataModule):
@@ -566,9 +578,7 @@ class MixedDataModule(_ShardDataModule):
         return CombinedLoader(loaders, mode="min_size")
 
     def val_dataloader(self) -> ShardLoader | list[Any]:
-        if not self.val_shards:
-            return []
-        return self._eval_loader(self.val_shards, self.size, self.val_batch_size, "val")
+        return self._val_loader(self.val_shards, self.size, self.val_batch_size)
 
 
 class EvalDataModule(_ShardDataModule):

@@ -13,7 +13,9 @@ A sample is the set of tar members sharing a key (WebDataset convention, ``<key>
 
 ``encode_sample`` turns a ``Sample`` into the ``{"__key__": ..., "image.jpg": bytes, ...}`` dict
 that webdataset's ``TarWriter`` writes; ``decode_sample`` is its inverse and validates, raising
-``SampleError`` naming the key, the shard and the field.
+``SampleError`` naming the key, the shard and the field. A decoded sample keeps the raw record it came
+from (``Sample.record``), so ``relabel_record`` can write a new label next to the original image bytes
+(pseudo labels: no image re-encoding).
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ class SampleError(ValueError):
 @dataclass
 class Sample:
     """One decoded sample. ``image`` H x W x 3 uint8 RGB; ``label`` H x W float32 or None;
-    ``mask``/``sky`` H x W bool or None; ``meta`` the JSON metadata (``label_kind`` lives there)."""
+    ``mask``/``sky`` H x W bool or None; ``meta`` the JSON metadata (``label_kind`` lives there);
+    ``record`` the raw webdataset record (field -> bytes, ``__key__``, ``__url__``) that ``decode_sample``
+    decoded it from, None for samples made in memory."""
 
     key: str
     image: np.ndarray
@@ -49,6 +53,7 @@ class Sample:
     mask: np.ndarray | None = None
     sky: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def label_kind(self) -> str | None:
@@ -97,6 +102,20 @@ def _png_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _mask_bytes(mask: np.ndarray) -> bytes:
+    return _png_bytes(mask.astype(np.uint8) * 255)
+
+
+def _npy_bytes(label: np.ndarray, dtype: str) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, label.astype(dtype))
+    return buffer.getvalue()
+
+
+def _meta_bytes(meta: dict[str, Any]) -> bytes:
+    return json.dumps(meta, sort_keys=True).encode()
+
+
 def encode_sample(sample: Sample, image_format: str = "jpg", label_dtype: str = "float32") -> dict[str, Any]:
     """Validate and encode ``sample`` as a webdataset record (``TarWriter.write`` input)."""
     validate_sample(sample)
@@ -109,15 +128,44 @@ def encode_sample(sample: Sample, image_format: str = "jpg", label_dtype: str = 
         raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
     record: dict[str, Any] = {"__key__": sample.key, f"image.{image_format}": buffer.getvalue()}
     if sample.label is not None:
-        label = io.BytesIO()
-        np.save(label, sample.label.astype(label_dtype))
-        record[LABEL_FIELD] = label.getvalue()
+        record[LABEL_FIELD] = _npy_bytes(sample.label, label_dtype)
     if sample.mask is not None:
-        record[MASK_FIELD] = _png_bytes(sample.mask.astype(np.uint8) * 255)
+        record[MASK_FIELD] = _mask_bytes(sample.mask)
     if sample.sky is not None:
-        record[SKY_FIELD] = _png_bytes(sample.sky.astype(np.uint8) * 255)
-    record[META_FIELD] = json.dumps(sample.meta, sort_keys=True).encode()
+        record[SKY_FIELD] = _mask_bytes(sample.sky)
+    record[META_FIELD] = _meta_bytes(sample.meta)
     return record
+
+
+def relabel_record(
+    record: dict[str, Any],
+    label: np.ndarray,
+    label_kind: str,
+    mask: np.ndarray | None = None,
+    label_dtype: str = "float32",
+) -> dict[str, Any]:
+    """A webdataset record (``TarWriter.write`` input) made from the raw ``record`` of a sample (``Sample.record``)
+    with ``label.npy`` set to ``label`` (cast to ``label_dtype``), ``mask.png`` to ``mask`` (dropped when None: an
+    old mask does not describe a new label) and ``meta.json``'s ``label_kind`` to ``label_kind``; the image,
+    ``sky.png``, the rest of ``meta.json`` and any other field keep their original bytes (no re-encoding).
+    Raises ``SampleError`` for an unknown label kind or a label or mask not of the image's size (from its header)."""
+    key = str(record.get("__key__", "?"))
+    where = _where(key, record.get("__url__"))
+    image_field = _image_field(record, where)
+    if label_kind not in LABEL_KINDS:
+        raise SampleError(f"{where}: label_kind must be one of {LABEL_KINDS}, got {label_kind!r}")
+    width, height = _decode_field(record, image_field, where, lambda b: Image.open(io.BytesIO(b)).size)
+    for name, value in ((LABEL_FIELD, label), (MASK_FIELD, mask)):
+        if value is not None and value.shape != (height, width):
+            raise SampleError(f"{where}: new {name} is {value.shape}, the image {(height, width)}")
+    meta = _decode_field(record, META_FIELD, where, json.loads) if META_FIELD in record else {}
+    out = {name: value for name, value in record.items() if not name.startswith("_") and name != MASK_FIELD}
+    out["__key__"] = key
+    out[LABEL_FIELD] = _npy_bytes(label, label_dtype)
+    if mask is not None:
+        out[MASK_FIELD] = _mask_bytes(mask)
+    out[META_FIELD] = _meta_bytes({**meta, "label_kind": label_kind})
+    return out
 
 
 def _decode_field(record: dict[str, Any], name: str, where: str, decode: Any) -> Any:
@@ -131,14 +179,19 @@ def _mask(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("L")) > 0
 
 
-def decode_sample(record: dict[str, Any], shard: str | None = None) -> Sample:
-    """Decode a raw webdataset record (bytes per field) into a validated ``Sample``."""
-    key = str(record.get("__key__", "?"))
-    shard = shard or record.get("__url__")
-    where = _where(key, shard)
+def _image_field(record: dict[str, Any], where: str) -> str:
     image_field = next((f for f in IMAGE_FIELDS if f in record), None)
     if image_field is None:
         raise SampleError(f"{where}: no image.jpg or image.png (fields: {sorted(k for k in record if k[0] != '_')})")
+    return image_field
+
+
+def decode_sample(record: dict[str, Any], shard: str | None = None) -> Sample:
+    """Decode a raw webdataset record (bytes per field) into a validated ``Sample`` that keeps ``record``."""
+    key = str(record.get("__key__", "?"))
+    shard = shard or record.get("__url__")
+    where = _where(key, shard)
+    image_field = _image_field(record, where)
     if META_FIELD not in record:
         raise SampleError(f"{where}: no meta.json")
     image = _decode_field(record, image_field, where, lambda b: np.asarray(Image.open(io.BytesIO(b)).convert("RGB")))
@@ -151,6 +204,6 @@ def decode_sample(record: dict[str, Any], shard: str | None = None) -> Sample:
         label = label.astype(np.float32)
     mask = _decode_field(record, MASK_FIELD, where, _mask) if MASK_FIELD in record else None
     sky = _decode_field(record, SKY_FIELD, where, _mask) if SKY_FIELD in record else None
-    sample = Sample(key=key, image=image, label=label, mask=mask, sky=sky, meta=meta)
+    sample = Sample(key=key, image=image, label=label, mask=mask, sky=sky, meta=meta, record=record)
     validate_sample(sample, shard)
     return sample

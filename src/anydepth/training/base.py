@@ -12,14 +12,13 @@ base rates to 0 over ``trainer.estimated_stepping_batches`` (every optimiser ste
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.strategies import FSDPStrategy
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.optim import AdamW
@@ -32,16 +31,15 @@ from anydepth.models.depth_anything import DepthAnything
 from anydepth.models.preprocess import normalize, upsample_prediction
 from anydepth.visualize import colorize, side_by_side
 
-__all__ = ["DepthTrainingModule", "LinearDecay", "file_sha256"]
+__all__ = ["DepthTrainingModule", "LinearDecay", "freeze_unused_parameters"]
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def freeze_unused_parameters(model: DepthAnything) -> None:
+    """Stop gradients of the parameters the depth forward never uses, DINOv2's ``mask_token`` and the official DPT's
+    ``refinenet4.resConfUnit1`` (the coarsest fusion block has no coarser input to refine); they stay in the state
+    dict (official checkpoints hold them). DDP then runs with ``find_unused_parameters=False``."""
+    model.pretrained.mask_token.requires_grad_(False)
+    model.depth_head.scratch.refinenet4.resConfUnit1.requires_grad_(False)
 
 
 class LinearDecay:
@@ -97,6 +95,7 @@ class DepthTrainingModule(pl.LightningModule):
             raise ValueError(f"encoder_lr and decoder_lr_multiplier must be > 0, got {encoder_lr}, "
                              f"{decoder_lr_multiplier}")  # fmt: skip
         self.model = model
+        freeze_unused_parameters(model)
         self.pretrained = pretrained
         if pretrained is None:
             rank_zero_warn(
@@ -128,7 +127,11 @@ class DepthTrainingModule(pl.LightningModule):
         return {**batch, "image": flipped.image, "label": flipped.label, "mask": flipped.mask}
 
     def log_losses(self, losses: dict[str, Tensor], batch_size: int) -> None:
+        """Log ``train/<loss>`` and the learning rates ``train/lr_encoder``, ``train/lr_decoder`` (no
+        LearningRateMonitor needed, so runs without a logger work with the same callbacks)."""
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=True, batch_size=batch_size)
+        rates = {f"train/lr_{g['name']}": g["lr"] for g in self.trainer.optimizers[0].param_groups}
+        self.log_dict(rates, batch_size=batch_size)
 
     # ---------------------------------------------------------------- optimisation
 
@@ -144,6 +147,17 @@ class DepthTrainingModule(pl.LightningModule):
         optimizer = AdamW(groups, weight_decay=self.weight_decay, betas=self.betas)
         schedule = LambdaLR(optimizer, LinearDecay(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def configure_gradient_clipping(
+        self, optimizer: Any, gradient_clip_val: float | None = None, gradient_clip_algorithm: str | None = None
+    ) -> None:
+        """``trainer.gradient_clip_val`` as usual; under FSDP (where Lightning cannot clip by norm) through the FSDP
+        root's ``clip_grad_norm_``, which reduces the norm over the shards."""
+        if isinstance(self.trainer.strategy, FSDPStrategy):
+            if gradient_clip_val:
+                self.trainer.strategy.model.clip_grad_norm_(gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     # ---------------------------------------------------------------- validation
 

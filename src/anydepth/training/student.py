@@ -20,25 +20,28 @@ Choices the paper leaves open (documented and configurable):
 
 The frozen encoder is a copy of the student's initial encoder, so it *is* the DINOv2 of ``pretrained``. It never
 enters the optimiser. Checkpoints leave it out when it can be re-read from ``pretrained`` (its sha256 is recorded
-and checked on load); with a random initialisation (no file to re-read) it is saved, so a checkpoint always restores
-the full module.
+and checked on load); with a random initialisation (no file to re-read), and under FSDP (which loads weights before
+any hook could re-insert them), it is saved, so a checkpoint always restores the full module.
 """
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.strategies import FSDPStrategy
 from torch import Tensor
 
 from anydepth.augment import ColorPerturbationConfig, CutMixConfig, StrongColorPerturbation
 from anydepth.augment import cutmix as apply_cutmix
+from anydepth.data.build import file_digest
 from anydepth.losses import affine_invariant_loss, cutmix_affine_invariant_loss, feature_alignment_loss
 from anydepth.models.checkpoint import CheckpointError
 from anydepth.models.depth_anything import DepthAnything
 from anydepth.models.preprocess import normalize
-from anydepth.training.base import DepthTrainingModule, file_sha256, require_labels
+from anydepth.training.base import DepthTrainingModule, require_labels
 
 __all__ = ["FROZEN_ENCODER_KEY", "StudentModule"]
 
@@ -140,14 +143,14 @@ class StudentModule(DepthTrainingModule):
 
     def _frozen_source_sha256(self) -> str:
         if self._pretrained_sha256 is None:
-            self._pretrained_sha256 = file_sha256(self.pretrained)
+            self._pretrained_sha256 = file_digest(Path(self.pretrained))[1]
         return self._pretrained_sha256
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Leave out the frozen encoder when ``pretrained`` can restore it (record the file and its sha256)."""
         super().on_save_checkpoint(checkpoint)
-        if self.pretrained is None:
-            return
+        if self.pretrained is None or isinstance(self.trainer.strategy, FSDPStrategy):
+            return  # FSDP restores weights before on_load_checkpoint can put the frozen encoder back: keep it
         state = checkpoint["state_dict"]
         for key in [k for k in state if k.startswith(_FROZEN_PREFIX)]:
             del state[key]
@@ -155,8 +158,11 @@ class StudentModule(DepthTrainingModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Put the frozen encoder (re-read from ``pretrained`` at construction) back into a checkpoint that left it
-        out, after checking that ``pretrained`` is the file the checkpoint was trained with."""
-        state = checkpoint["state_dict"]
+        out, after checking that ``pretrained`` is the file the checkpoint was trained with. (FSDP has loaded the
+        weights, which it always saves with the frozen encoder, before this hook, and removed ``state_dict``.)"""
+        state = checkpoint.get("state_dict")
+        if state is None:
+            return
         if any(k.startswith(_FROZEN_PREFIX) for k in state):
             return
         record = checkpoint.get(FROZEN_ENCODER_KEY)
