@@ -1,5 +1,5 @@
-"""The ``anydepth`` command line: the tools ``anydepth infer``, ``convert``, ``shards``, ``eval`` and ``pseudo-label``, and the
-LightningCLI subcommands ``anydepth fit``, ``validate``, ``test`` and ``predict``.
+"""The ``anydepth`` command line: the tools ``anydepth infer``, ``convert``, ``shards``, ``eval`` and
+``pseudo-label``, and the LightningCLI subcommands ``anydepth fit``, ``validate``, ``test`` and ``predict``.
 
 Every tool is one subparser registered by an ``add_<name>_parser(subparsers)`` function
 that sets ``func`` (``args -> exit code``) as a parser default; ``main`` parses, dispatches and
@@ -658,8 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=(
             "Depth Anything style monocular depth models. infer, convert, shards, eval and pseudo-label are tools; "
-            "fit, validate, test and predict run LightningCLI (jsonargparse: --config cfg.yaml, --model, --data, --trainer.*), "
-            "e.g. anydepth test --config configs/eval/test.yaml --model.init_args.checkpoint CKPT "
+            "fit, validate, test and predict run LightningCLI (jsonargparse: --config cfg.yaml, --model, --data, "
+            "--trainer.*), e.g. anydepth fit --config configs/trainer/ddp.yaml --config configs/teacher/vits.yaml, "
+            "anydepth test --config configs/eval/test.yaml --model.init_args.checkpoint CKPT "
             "--data.init_args.data_root DIR (zero-shot evaluation; --trainer.devices N runs DDP)."
         ),
     )
