@@ -353,6 +353,27 @@ def _model_names(checkpoints: Sequence[Path], names: Sequence[str] | None) -> li
     return labels
 
 
+def add_prediction_run_arguments(parser: argparse.ArgumentParser, devices: int | str) -> None:
+    """The options of a tool that runs a model over shards with Lightning (``eval``, ``pseudo-label``):
+    ``--input-size``, ``--batch-size``, ``--num-workers``, ``--devices`` (default ``devices``), ``--accelerator``."""
+    parser.add_argument(
+        "--input-size", type=int, default=518, metavar="N",
+        help="shorter network input side, rounded to a multiple of 14 (default: 518, as the paper)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch-size", type=int, default=1, metavar="N",
+        help="images per forward pass; > 1 only when all images of the shards share one size (default: 1)",
+    )  # fmt: skip
+    parser.add_argument("--num-workers", type=int, default=2, metavar="N", help="loader workers per device (default 2)")
+    parser.add_argument(
+        "--devices", type=_devices, default=devices, metavar="N",
+        help=f"devices per node: a count (> 1 runs DDP), indices like 0,1, or auto (default: {devices})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--accelerator", choices=("auto", "cpu", "gpu"), default="auto", help="auto = GPU when available (default)"
+    )
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """``anydepth eval``: zero-shot metrics of one or more checkpoints on benchmark shards; one Markdown table on
     stdout (with a model column for several checkpoints or any ``--name``)."""
@@ -449,22 +470,7 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--data-root", required=True, type=Path, metavar="DIR",
         help="directory holding one shard directory (with manifest.json) per benchmark",
     )  # fmt: skip
-    parser.add_argument(
-        "--input-size", type=int, default=518, metavar="N",
-        help="shorter network input side, rounded to a multiple of 14 (default: 518, as the paper)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--batch-size", type=int, default=1, metavar="N",
-        help="images per forward pass; > 1 only for benchmarks whose images share one size (default: 1)",
-    )  # fmt: skip
-    parser.add_argument("--num-workers", type=int, default=2, metavar="N", help="loader workers per device (default 2)")
-    parser.add_argument(
-        "--devices", type=_devices, default=1, metavar="N",
-        help="devices: a count (> 1 runs DDP), indices like 0,1, or auto (default: 1)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--accelerator", choices=("auto", "cpu", "gpu"), default="auto", help="auto = GPU when available (default)"
-    )
+    add_prediction_run_arguments(parser, devices=1)
     parser.add_argument(
         "--precision", default=None, choices=("32", "16-mixed", "bf16-mixed"),
         help="Lightning precision (default: 32)",
@@ -528,26 +534,11 @@ def add_pseudo_label_parser(subparsers: Any) -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory (data_shards/NAME)")
     parser.add_argument(
-        "--input-size", type=int, default=518, metavar="N",
-        help="shorter network input side, rounded to a multiple of 14 (default: 518, as the paper)",
-    )  # fmt: skip
-    parser.add_argument(
         "--flip-tta", action="store_true",
         help="average with the un-flipped prediction of the horizontally flipped image (2x the compute)",
     )  # fmt: skip
-    parser.add_argument(
-        "--batch-size", type=int, default=1, metavar="N",
-        help="images per forward pass; > 1 only when all input images share one size (default: 1)",
-    )  # fmt: skip
-    parser.add_argument("--num-workers", type=int, default=2, metavar="N", help="loader workers per device (default 2)")
-    parser.add_argument(
-        "--devices", type=_devices, default="auto", metavar="N",
-        help="devices per node: a count, indices like 0,1, or auto (default: auto)",
-    )  # fmt: skip
+    add_prediction_run_arguments(parser, devices="auto")
     parser.add_argument("--num-nodes", type=int, default=1, metavar="N", help="number of nodes (default: 1)")
-    parser.add_argument(
-        "--accelerator", choices=("auto", "cpu", "gpu"), default="auto", help="auto = GPU when available (default)"
-    )
     parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default: auto)")
     parser.add_argument(
         "--precision", default="32-true", choices=("32-true", "16-mixed", "bf16-mixed"),

@@ -72,6 +72,10 @@ class DepthTrainingModule(pl.LightningModule):
             images to loggers that have ``log_image`` (wandb); 0 logs none.
         val_min_depth, val_max_depth: ground-truth depth range counted by the validation metrics
             (:class:`RelativeDepthMetrics`; disparity labels are scored as depth up to scale).
+        head_bias_init: initial bias of the DPT's last convolution (the paper is silent on initialisation). A fresh
+            head's output is nearly constant, about that bias, so with PyTorch's default (uniform around 0) the final
+            ReLU starts closed for about half the seeds: an all-zero map through which no gradient flows. A positive
+            value starts it open; None keeps PyTorch's initialisation.
     """
 
     def __init__(
@@ -86,6 +90,7 @@ class DepthTrainingModule(pl.LightningModule):
         num_visualizations: int = 4,
         val_min_depth: float = 1e-3,
         val_max_depth: float | None = None,
+        head_bias_init: float | None = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
@@ -96,6 +101,8 @@ class DepthTrainingModule(pl.LightningModule):
                              f"{decoder_lr_multiplier}")  # fmt: skip
         self.model = model
         freeze_unused_parameters(model)
+        if head_bias_init is not None:
+            torch.nn.init.constant_(model.depth_head.scratch.output_conv2[2].bias, head_bias_init)
         self.pretrained = pretrained
         if pretrained is None:
             rank_zero_warn(
