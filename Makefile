@@ -43,8 +43,10 @@ PSEUDO ?= $(SHARDS_DIR)/pseudo
 DINOV2 ?=
 TEACHER_CKPT ?= outputs/teacher-$(ENCODER)/checkpoints/last.ckpt
 FIT_OPTS ?=
-FIT = $(BIN)/anydepth fit --config configs/trainer/$(TRAINER).yaml --trainer.devices $(DEVICES) --trainer.num_nodes $(NODES) \
-	$(if $(VAL),--data.init_args.val_shards [$(VAL)]) $(if $(DINOV2),--model.init_args.pretrained $(DINOV2))
+# $(call fit,STAGE,SHARDS_ARGS): anydepth fit with the hardware config, then configs/STAGE/$(ENCODER).yaml, then overrides
+fit = $(BIN)/anydepth fit --config configs/trainer/$(TRAINER).yaml --config configs/$(1)/$(ENCODER).yaml \
+	--trainer.devices $(DEVICES) --trainer.num_nodes $(NODES) $(2) $(if $(VAL),--data.init_args.val_shards [$(VAL)]) \
+	$(if $(DINOV2),--model.init_args.pretrained $(DINOV2)) --ckpt_path last $(FIT_OPTS)
 # the demo writes everything under outputs/demo (paths fixed in configs/demo/*.yaml); its models train at 182 px
 DEMO_OUT := outputs/demo
 DEMO_SIZE := 182
@@ -143,16 +145,14 @@ demo: shards-demo  ## THE MAIN JOB, offline on CPU (<15 min): demo shards -> tea
 	@echo "demo done: metrics above and in $(DEMO_OUT)/metrics.json, depth maps of the demo photos in $(DEMO_OUT)/depth"
 
 teacher: install  ## stage 1: make teacher ENCODER=vitl DEVICES=8 NODES=2 DINOV2=dinov2_vitl14_pretrain.pth [LABELED=a,b VAL=c]
-	$(FIT) --config configs/teacher/$(ENCODER).yaml $(if $(LABELED),--data.init_args.train_shards [$(LABELED)]) \
-		--ckpt_path last $(FIT_OPTS)
+	$(call fit,teacher,$(if $(LABELED),--data.init_args.train_shards [$(LABELED)]))
 
 pseudo-label: install  ## stage 2: teacher pseudo labels, make pseudo-label [TEACHER_CKPT=...] UNLABELED=dir PSEUDO=dir
 	$(BIN)/anydepth pseudo-label --checkpoint $(TEACHER_CKPT) --input $(UNLABELED) --out $(PSEUDO) \
 		--devices $(DEVICES) --num-nodes $(NODES)
 
 student: install  ## stage 3: make student ENCODER=vitl DEVICES=8 DINOV2=... [LABELED=a,b PSEUDO=dir VAL=c]
-	$(FIT) --config configs/student/$(ENCODER).yaml $(if $(LABELED),--data.init_args.labeled_shards [$(LABELED)]) \
-		--data.init_args.pseudo_shards [$(PSEUDO)] --ckpt_path last $(FIT_OPTS)
+	$(call fit,student,$(if $(LABELED),--data.init_args.labeled_shards [$(LABELED)]) --data.init_args.pseudo_shards [$(PSEUDO)])
 
 clean:  ## remove the virtual environment, caches and outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info outputs
