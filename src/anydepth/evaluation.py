@@ -51,7 +51,13 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from torch import Tensor, nn
 
-from anydepth.data.datamodules import ShardDataset, ShardList, ShardLoader, resolve_shards
+from anydepth.data.datamodules import (
+    ShardDataset,
+    ShardList,
+    ShardLoader,
+    check_prediction_settings,
+    resolve_shards,
+)
 from anydepth.data.manifest import MANIFEST_NAME, Manifest
 from anydepth.data.schema import LABEL_KINDS
 from anydepth.data.transforms import EvalTransform
@@ -463,12 +469,7 @@ class BenchmarkDataModule(pl.LightningDataModule):
         pin_memory: bool | None = None,
     ) -> None:
         super().__init__()
-        if input_size < 14:
-            raise EvaluationError(f"input_size must be at least 14 (one ViT patch), got {input_size}")
-        if batch_size < 1:
-            raise EvaluationError(f"batch_size must be at least 1, got {batch_size}")
-        if num_workers < 0:
-            raise EvaluationError(f"num_workers must be >= 0, got {num_workers}")
+        check_prediction_settings(input_size, batch_size, num_workers, EvaluationError)
         self.protocols = None if protocols is None else load_protocols(protocols)  # None: the defaults
         if isinstance(benchmarks, Mapping):
             if data_root is not None:
@@ -839,10 +840,7 @@ def evaluate(
     """
     protocols = PROTOCOLS if protocols is None else protocols
     benchmarks = list(dict.fromkeys(benchmarks))
-    if input_size < 14:
-        raise EvaluationError(f"input_size must be at least 14 (one ViT patch), got {input_size}")
-    if batch_size < 1:
-        raise EvaluationError(f"batch_size must be at least 1, got {batch_size}")
+    check_prediction_settings(input_size, batch_size, error=EvaluationError)
     shards = benchmark_shards(benchmarks, data_root, protocols)
     if isinstance(checkpoint_or_model, DepthAnything):
         model = checkpoint_or_model

@@ -70,6 +70,7 @@ __all__ = [
     "ShardList",
     "ShardLoader",
     "UnlabeledDataModule",
+    "check_prediction_settings",
     "collate",
     "resolve_shards",
 ]
@@ -136,6 +137,19 @@ def resolve_shards(specs: str | Sequence[str]) -> ShardList:
                 urls.append(name)
                 counts.append(_manifest_counts(Path(name).parent, cache).get(Path(name).name))
     return ShardList(tuple(urls), tuple(counts))
+
+
+def check_prediction_settings(
+    input_size: int, batch_size: int, num_workers: int = 0, error: type[ValueError] = ValueError
+) -> None:
+    """Raise ``error`` naming the setting unless ``input_size >= 14`` (one ViT patch), ``batch_size >= 1`` and
+    ``num_workers >= 0``: the options of every tool that runs a model over shards (evaluation, pseudo-labels)."""
+    if input_size < 14:
+        raise error(f"input_size must be at least 14 (one ViT patch), got {input_size}")
+    if batch_size < 1:
+        raise error(f"batch_size must be at least 1, got {batch_size}")
+    if num_workers < 0:
+        raise error(f"num_workers must be >= 0, got {num_workers}")
 
 
 # --------------------------------------------------------------------------------------------------------------

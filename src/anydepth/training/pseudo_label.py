@@ -68,7 +68,13 @@ from torch import Tensor
 
 from anydepth import __version__
 from anydepth.data.build import ShardWriter, completed_shard, file_digest, shard_name, write_json
-from anydepth.data.datamodules import ShardDataset, ShardList, ShardLoader, resolve_shards
+from anydepth.data.datamodules import (
+    ShardDataset,
+    ShardList,
+    ShardLoader,
+    check_prediction_settings,
+    resolve_shards,
+)
 from anydepth.data.manifest import MANIFEST_NAME, Manifest, ShardRecord
 from anydepth.data.schema import Sample, relabel_record
 from anydepth.data.transforms import EvalTransform, normalize_per_map
@@ -470,12 +476,7 @@ def pseudo_label(
     every rank). Raises ``CheckpointError`` for a bad checkpoint and :class:`PseudoLabelError` for bad settings,
     missing inputs or inputs without manifest counts, and an ``out`` that cannot be resumed.
     """
-    if input_size < 14:
-        raise PseudoLabelError(f"input_size must be at least 14 (one ViT patch), got {input_size}")
-    if batch_size < 1:
-        raise PseudoLabelError(f"batch_size must be at least 1, got {batch_size}")
-    if num_workers < 0:
-        raise PseudoLabelError(f"num_workers must be >= 0, got {num_workers}")
+    check_prediction_settings(input_size, batch_size, num_workers, PseudoLabelError)
     specs = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     _input_shards(specs)  # fail on missing inputs before loading the teacher
     labeler = PseudoLabeler(checkpoint, flip_tta, encoder, version)
