@@ -21,6 +21,7 @@ from anydepth.data.build import build_shards
 from anydepth.data.datamodules import LabeledDataModule, MixedDataModule
 from anydepth.models import DepthAnything
 from anydepth.models.checkpoint import CheckpointError
+from anydepth.models.preprocess import normalize
 from anydepth.training import StudentModule, TeacherModule
 from anydepth.training.student import FROZEN_ENCODER_KEY
 
@@ -328,3 +329,31 @@ def test_fresh_head_starts_with_an_open_final_relu() -> None:
         torch.manual_seed(seed)
         assert (TeacherModule(DepthAnything(**TINY))(images) > 0).all()
     assert closed > 0  # the failure the default prevents does happen at these sizes
+
+
+def test_frozen_features_see_the_student_images_or_the_same_mix_of_clean_ones(shards: dict) -> None:
+    batch = next(iter(mixed_data(shards).train_dataloader()))[0]
+    for feature_input in ("perturbed", "clean"):
+        module = StudentModule(tiny_model(), feature_input=feature_input, cutmix=CutMixConfig(p=1.0))
+        module.trainer = pl.Trainer(accelerator="cpu", logger=False)
+        module.trainer.training = True
+        torch.manual_seed(0)
+        unlabeled = module.on_after_batch_transfer(batch, 0)["unlabeled"]
+        clean, box, partner = unlabeled["clean"], unlabeled["box"], unlabeled["partner"]
+        expected_images = unlabeled["image"] if feature_input == "perturbed" else \
+            torch.where(box[:, None], clean, clean[partner])  # fmt: skip
+        last = module.model.config.depth - 1
+        expected = module.frozen_encoder.forward_features(normalize(expected_images), (last,))[0][0]
+        torch.testing.assert_close(module.frozen_features(unlabeled), expected)
+        assert not torch.equal(unlabeled["image"], torch.where(box[:, None], clean, clean[partner]))
+
+
+def test_a_zero_loss_weight_averages_the_other_two(shards: dict, tmp_path: Path) -> None:
+    module = StudentModule(tiny_model(), feature_weight=0.0)
+    fit = trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    fit.fit(module, datamodule=mixed_data(shards))
+    metrics = fit.callback_metrics
+    mean = (float(metrics["train/labeled"]) + float(metrics["train/unlabeled"])) / 2
+    assert float(metrics["train/loss"]) == pytest.approx(mean, rel=1e-5)
+    with pytest.raises(ValueError, match="loss weights"):
+        StudentModule(tiny_model(), labeled_weight=0.0, unlabeled_weight=0.0, feature_weight=0.0)
