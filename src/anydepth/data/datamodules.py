@@ -29,7 +29,9 @@ worker seeds or global RNGs. The same seed, world size and ``num_workers`` give 
 ``num_workers=0`` and ``2`` give different (each reproducible) orders. The epoch is set on the dataset by
 :class:`ShardLoader` before each pass, from ``trainer.current_epoch`` when a Trainer is attached (so a resumed run
 continues the sequence) or its own pass counter otherwise; workers are therefore not persistent (a persistent
-worker would keep its first epoch's copy of the dataset).
+worker would keep its first epoch's copy of the dataset). A run resumed from a mid-epoch checkpoint continues that epoch with a stream
+seeded by the number of batches already handed out (``ShardLoader`` is stateful for Lightning), so it does not
+replay the batches it had trained on before the interruption.
 
 Broken data never kills an epoch: a sample whose decoding (``decode_sample``) or transform raises ``SampleError``
 (or an I/O error) and an unreadable tar member or shard are logged (``logging`` warning with the key and the shard)
@@ -234,7 +236,7 @@ class ShardDataset(IterableDataset):
         self.seed, self.drop_last, self.rank, self.world_size = seed, drop_last, rank, world_size
         self.name, self.max_consecutive_errors = name, max_consecutive_errors
         self.stream = zlib.crc32(name.encode())
-        self.epoch = 0
+        self.epoch, self.resumed_after = 0, 0
         self.num_workers = 0  # set by ShardLoader; only the non-resampled length needs it
         self.skipped = 0
         self._consecutive_errors = 0
@@ -249,11 +251,14 @@ class ShardDataset(IterableDataset):
                 )
             self._batches = max(1, total // (world_size * batch_size))
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, resumed_after: int = 0) -> None:
+        """The epoch of the next pass; ``resumed_after > 0``: a pass resuming that epoch after so many batches, which
+        draws its own random stream (see :meth:`ShardLoader.load_state_dict`)."""
+        self.epoch, self.resumed_after = epoch, resumed_after
 
     def _seed(self, *parts: int) -> np.random.SeedSequence:
-        return np.random.SeedSequence([self.seed, self.stream, self.epoch, *parts])
+        resumed = [self.resumed_after] if self.resumed_after else []
+        return np.random.SeedSequence([self.seed, self.stream, self.epoch, *resumed, *parts])
 
     def rank_shards(self) -> list[int]:
         """Non-resampled mode: indices of this rank's shards this epoch (shuffled identically on every rank,
@@ -345,7 +350,11 @@ class ShardDataset(IterableDataset):
 
 class ShardLoader(DataLoader):
     """DataLoader over a :class:`ShardDataset`: batches arrive collated from the workers (``batch_size=None``),
-    and each pass first sets the dataset's epoch (``epoch_fn()``, else the number of earlier passes)."""
+    and each pass first sets the dataset's epoch (``epoch_fn()``, else the number of earlier passes).
+
+    Stateful for Lightning (``state_dict`` / ``load_state_dict``, saved in checkpoints): a run resumed from a
+    mid-epoch checkpoint continues that epoch with a fresh random stream instead of replaying the batches it had
+    already trained on, and Lightning ends the epoch at its usual length."""
 
     def __init__(
         self,
@@ -361,12 +370,32 @@ class ShardLoader(DataLoader):
         super().__init__(dataset, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
         self.epoch_fn = epoch_fn
         self.passes = 0
+        self.yielded = 0  # batches of the current pass handed out
+        self._restored: dict[str, int] | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        """``{"epoch", "batches"}``: the current pass's epoch and the batches it has handed out."""
+        return {"epoch": self.dataset.epoch, "batches": self.yielded}  # type: ignore[attr-defined]
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume: if the next pass is of the saved epoch, it draws the stream seeded with the saved batch count
+        (every random choice differs from the interrupted pass's), not the epoch's stream from its start."""
+        self._restored = dict(state)
 
     def __iter__(self) -> Any:
-        epoch = self.epoch_fn() if self.epoch_fn is not None else None
-        self.dataset.set_epoch(self.passes if epoch is None else epoch)  # type: ignore[attr-defined]
+        epoch_now = self.epoch_fn() if self.epoch_fn is not None else None
+        epoch = self.passes if epoch_now is None else epoch_now
+        restored, self._restored = self._restored, None
+        resumed_after = restored["batches"] if restored is not None and restored["epoch"] == epoch else 0
+        self.dataset.set_epoch(epoch, resumed_after)  # type: ignore[attr-defined]
         self.passes += 1
-        return super().__iter__()
+        self.yielded = 0
+        return self._counted(super().__iter__())
+
+    def _counted(self, batches: Iterator[Any]) -> Iterator[Any]:
+        for batch in batches:
+            self.yielded += 1
+            yield batch
 
 
 # --------------------------------------------------------------------------------------------------------------
