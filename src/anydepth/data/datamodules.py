@@ -29,9 +29,9 @@ worker seeds or global RNGs. The same seed, world size and ``num_workers`` give 
 ``num_workers=0`` and ``2`` give different (each reproducible) orders. The epoch is set on the dataset by
 :class:`ShardLoader` before each pass, from ``trainer.current_epoch`` when a Trainer is attached (so a resumed run
 continues the sequence) or its own pass counter otherwise; workers are therefore not persistent (a persistent
-worker would keep its first epoch's copy of the dataset). A run resumed from a mid-epoch checkpoint continues that epoch with a stream
-seeded by the number of batches already handed out (``ShardLoader`` is stateful for Lightning), so it does not
-replay the batches it had trained on before the interruption.
+worker would keep its first epoch's copy of the dataset). A run resumed from a mid-epoch checkpoint continues
+that epoch with a stream seeded by the number of batches already handed out (``ShardLoader`` is stateful for
+Lightning), so it does not replay the batches it had trained on before the interruption.
 
 Broken data never kills an epoch: a sample whose decoding (``decode_sample``) or transform raises ``SampleError``
 (or an I/O error) and an unreadable tar member or shard are logged (``logging`` warning with the key and the shard)
