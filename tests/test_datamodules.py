@@ -25,6 +25,7 @@ from anydepth.data.transforms import (
     EvalTransform,
     TrainTransform,
     UnlabeledTransform,
+    image_to_unit_range,
     label_to_disparity,
     nearest_indices,
     normalize_per_map,
@@ -134,8 +135,9 @@ def test_train_transform_hand_case_with_sky() -> None:
     image = np.arange(S * S * 3, dtype=np.uint8).reshape(S, S, 3)
     sample = Sample(key="hand", image=image, label=depth, sky=sky, meta={"label_kind": "depth"})
     out = TrainTransform(S)(sample, np.random.default_rng(0))
-    assert out["image"].shape == (3, S, S) and out["image"].dtype == torch.float32
-    torch.testing.assert_close(out["image"], torch.from_numpy(image).permute(2, 0, 1).float() / 255)
+    assert out["image"].shape == (3, S, S) and out["image"].dtype == torch.uint8  # to [0, 1] on the device
+    assert torch.equal(out["image"], torch.from_numpy(image).permute(2, 0, 1))
+    torch.testing.assert_close(image_to_unit_range(out["image"]), torch.from_numpy(image).permute(2, 0, 1) / 255)
     expected = np.where(depth == 4.0, 0.5, 1.0).astype(np.float32)  # disparity 0.25 / 0.5 over max 0.5 (sky: 0)
     expected[1:3] = 0.0
     expected[0, 0] = 0.0
@@ -171,8 +173,7 @@ def test_eval_transform_sizes(hw: tuple[int, int]) -> None:
 
 
 def check_train_batch(batch: dict, batch_size: int, labeled: bool = True) -> None:
-    assert batch["image"].shape == (batch_size, 3, S, S) and batch["image"].dtype == torch.float32
-    assert 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+    assert batch["image"].shape == (batch_size, 3, S, S) and batch["image"].dtype == torch.uint8
     assert len(batch["key"]) == batch_size and all(isinstance(k, str) for k in batch["key"])
     if not labeled:
         assert "label" not in batch and batch["label_kind"] == [None] * batch_size
@@ -362,7 +363,7 @@ class _Recorder(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         self.steps.append((self.current_epoch, batch["labeled"]["key"], batch["unlabeled"]["key"]))
-        return (self.weight * batch["labeled"]["image"].mean()).sum()
+        return (self.weight * batch["labeled"]["image"].float().mean()).sum()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.1)

@@ -163,7 +163,7 @@ def test_student_batch_has_one_labeled_to_two_unlabeled_and_perturbs_only_unlabe
     moved = module.on_after_batch_transfer(batch, 0)
     assert moved["unlabeled"]["image"].shape[0] == 2 * moved["labeled"]["image"].shape[0]
     assert not torch.equal(moved["unlabeled"]["image"], batch["unlabeled"]["image"])  # strongly perturbed
-    labeled_in, labeled_out = batch["labeled"]["image"], moved["labeled"]["image"]
+    labeled_in, labeled_out = batch["labeled"]["image"] / 255, moved["labeled"]["image"]  # uint8 -> [0, 1] floats
     for before, after in zip(labeled_in, labeled_out):  # labeled: at most flipped, colours untouched
         assert torch.equal(after, before) or torch.equal(after, before.flip(-1))
 

@@ -476,7 +476,7 @@ class LabeledDataModule(_ShardDataModule):
     """Labeled training (the teacher stage): ``train_shards`` through :class:`TrainTransform`, ``val_shards``
     (optional) through :class:`EvalTransform` at ground-truth resolution.
 
-    Train batches: ``{"image": B x 3 x S x S float32 in [0, 1], "label": B x S x S float32 in [0, 1] (disparity),
+    Train batches: ``{"image": B x 3 x S x S uint8 RGB, "label": B x S x S float32 in [0, 1] (disparity),
     "mask": B x S x S bool, "key": list[str], "label_kind": list[str]}`` with ``S = size``. Validation batches
     (``val_batch_size``, default 1): ``image`` 3 x h x w (multiples of 14), ``original_size`` B x 2, ``label`` and
     ``mask`` at the original H x W (label raw, in its stored kind), ``key``, ``label_kind``.

@@ -8,8 +8,10 @@ d = 1/t and then normalized to 0~1 on each depth map"; sky (Sec. 3.2): "set its 
 
 What is deliberately *not* here: ImageNet normalisation, the strong colour perturbation, CutMix and the horizontal
 flip. They run batched on the accelerator in the LightningModule's ``on_after_batch_transfer``
-(:mod:`anydepth.augment`, :func:`anydepth.models.preprocess.normalize`), so the workers only decode, resize and crop
-and the images they return are float32 RGB in ``[0, 1]``.
+(:mod:`anydepth.augment`, :func:`anydepth.models.preprocess.normalize`), so the workers only decode, resize and crop.
+Training images leave the workers as uint8 (4x less inter-process and host-to-device traffic than float32) and
+become float32 in ``[0, 1]`` on the device (:func:`image_to_unit_range`); evaluation images are resized in float
+and stay float32.
 
 Resampling: the image is resized with PIL bicubic, which low-pass filters when shrinking (its kernel support
 grows with the scale factor), so it is appropriate both for upscaling and for area-style downscaling. The label,
@@ -39,6 +41,7 @@ __all__ = [
     "EvalTransform",
     "TrainTransform",
     "UnlabeledTransform",
+    "image_to_unit_range",
     "label_to_disparity",
     "nearest_indices",
     "normalize_per_map",
@@ -117,6 +120,12 @@ def normalize_per_map(disparity: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
+def image_to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """``uint8`` images (the training transforms' output) -> float32 in [0, 1] on their device; float images are
+    returned as they are. The LightningModules call it in ``on_after_batch_transfer``."""
+    return images.float().div_(255.0) if images.dtype == torch.uint8 else images
+
+
 def _image_tensor(rgb: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 -> 3 x H x W float32 in [0, 1]. Converted in numpy: single-threaded and fast, where torch's
     small-op intra-op threading is several times slower in the main process (``num_workers=0``)."""
@@ -134,7 +143,8 @@ class TrainTransform:
     so sky stays the farthest value of the map; normalise the crop to ``[0, 1]`` over its valid pixels
     (:func:`normalize_per_map`). The normalisation is over the crop, i.e. the map the network is trained on.
 
-    Returns ``{"image": 3 x S x S float32 in [0, 1] (not ImageNet-normalised), "label": S x S float32 in [0, 1],
+    Returns ``{"image": 3 x S x S uint8 RGB (the workers ship bytes, a quarter of float32; the LightningModule
+    turns them into [0, 1] floats on the device with :func:`image_to_unit_range`), "label": S x S float32 in [0, 1],
     "mask": S x S bool, "key": str, "label_kind": str}``; ``label``/``mask`` only for labeled samples.
     Raises ``SampleError`` for images under 14 px per side (the pipeline skips and logs such samples).
     """
@@ -159,7 +169,8 @@ class TrainTransform:
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> dict[str, Any]:
         image, rows, cols = self._resize_crop(sample, rng)
-        out: dict[str, Any] = {"image": _image_tensor(image), "key": sample.key, "label_kind": sample.label_kind}
+        image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))  # uint8: 4x less to ship
+        out: dict[str, Any] = {"image": image, "key": sample.key, "label_kind": sample.label_kind}
         if sample.label is None:
             return out
         index = (rows[:, None], cols[None, :])  # crop first, then work on S x S pixels only

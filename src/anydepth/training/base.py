@@ -25,6 +25,7 @@ from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
 
 from anydepth.augment import joint_hflip
+from anydepth.data.transforms import image_to_unit_range
 from anydepth.metrics import RelativeDepthMetrics, depth_from_label
 from anydepth.models.checkpoint import add_anydepth_metadata, load_dinov2_encoder
 from anydepth.models.depth_anything import DepthAnything
@@ -126,6 +127,11 @@ class DepthTrainingModule(pl.LightningModule):
 
     def _training(self) -> bool:
         return self._trainer is not None and self.trainer.training
+
+    @staticmethod
+    def unit_images(batch: dict[str, Any]) -> dict[str, Any]:
+        """The batch with its ``image`` as float32 in [0, 1] (training batches arrive as uint8)."""
+        return {**batch, "image": image_to_unit_range(batch["image"])}
 
     def flip_labeled(self, batch: dict[str, Any]) -> dict[str, Any]:
         """The labeled augmentation: one joint horizontal flip of image, label and mask per sample."""

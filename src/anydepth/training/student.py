@@ -53,9 +53,10 @@ _FROZEN_PREFIX = "frozen_encoder."
 class StudentModule(DepthTrainingModule):
     """Mixed batches ``{"labeled": ..., "unlabeled": ...}`` -> the average of ``L_l``, ``L_u`` and ``L_feat``.
 
-    On the device (``on_after_batch_transfer``, training only): the labeled part gets the joint flip; the
-    pseudo-labeled part the strong colour perturbation (``color``) and then CutMix (``cutmix``, p = 0.5). One student
-    pass over both parts gives the disparities and the encoder tokens; the frozen DINOv2 runs without gradients.
+    On the device (``on_after_batch_transfer``, training only; uint8 images become [0, 1] floats first): the
+    labeled part gets the joint flip; the pseudo-labeled part the strong colour perturbation (``color``) and then
+    CutMix (``cutmix``, p = 0.5). One student pass over both parts gives the disparities and the encoder tokens; the
+    frozen DINOv2 runs without gradients.
 
     Args (besides :class:`DepthTrainingModule`'s):
         color: the strong colour perturbation (Sec. 3.2; UniMatch recipe defaults).
@@ -101,13 +102,13 @@ class StudentModule(DepthTrainingModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if not self._training():
-            return batch
-        unlabeled = batch["unlabeled"]
+            return self.unit_images(batch)
+        unlabeled = self.unit_images(batch["unlabeled"])
         require_labels(unlabeled, "unlabeled (pseudo-labeled)")
         clean = unlabeled["image"]
         mixed = apply_cutmix(self.perturb(clean), self.cutmix_config)  # Sec. 3.2: colour first, then CutMix
         unlabeled = {**unlabeled, "image": mixed.images, "clean": clean, "box": mixed.mask, "partner": mixed.partner}
-        return {"labeled": self.flip_labeled(batch["labeled"]), "unlabeled": unlabeled}
+        return {"labeled": self.flip_labeled(self.unit_images(batch["labeled"])), "unlabeled": unlabeled}
 
     # ---------------------------------------------------------------- losses
 

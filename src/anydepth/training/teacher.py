@@ -21,11 +21,12 @@ __all__ = ["TeacherModule"]
 class TeacherModule(DepthTrainingModule):
     """Labeled batches (:class:`~anydepth.data.datamodules.LabeledDataModule`) -> eq. 1-3 affine-invariant loss.
 
-    The joint horizontal flip runs on the device in ``on_after_batch_transfer`` (training batches only);
-    ImageNet normalisation in ``forward``. Arguments: see :class:`DepthTrainingModule`.
+    On the device, in ``on_after_batch_transfer``: uint8 images to [0, 1] floats, and the joint horizontal flip
+    (training batches only); ImageNet normalisation in ``forward``. Arguments: see :class:`DepthTrainingModule`.
     """
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        batch = self.unit_images(batch)
         return self.flip_labeled(batch) if self._training() else batch
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
