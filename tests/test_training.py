@@ -15,6 +15,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from anydepth.augment import CutMixConfig
@@ -24,6 +25,7 @@ from anydepth.models import DepthAnything
 from anydepth.models.checkpoint import CheckpointError
 from anydepth.models.preprocess import normalize
 from anydepth.training import StudentModule, TeacherModule
+from anydepth.training.loggers import RunLogger
 from anydepth.training.student import FROZEN_ENCODER_KEY
 
 from conftest import TINY, lift_output_
@@ -368,3 +370,22 @@ def test_a_zero_loss_weight_averages_the_other_two(shards: dict, tmp_path: Path)
     assert float(metrics["train/loss"]) == pytest.approx(mean, rel=1e-5)
     with pytest.raises(ValueError, match="loss weights"):
         StudentModule(tiny_model(), labeled_weight=0.0, unlabeled_weight=0.0, feature_weight=0.0)
+
+
+def test_wandb_offline_run_holds_validation_metrics_and_depth_images(
+    shards: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped logger (real wandb, offline without credentials) receives the validation metrics and the
+    ``RGB | prediction | ground truth`` images."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    logger = RunLogger(name="teacher-test", project="anydepth-test", save_dir=str(tmp_path))
+    module = TeacherModule(tiny_model(), num_visualizations=2)
+    fit = trainer(tmp_path, max_steps=2, limit_val_batches=2, val_check_interval=1, logger=logger)
+    fit.fit(module, datamodule=labeled_data(shards))
+    logger.experiment.finish()
+    run = next((tmp_path / "wandb").glob("offline-run-*"))
+    images = sorted((run / "files" / "media" / "images" / "val").glob("depth_*.png"))
+    assert len(images) == 2 * 2  # two validations, two samples each
+    with Image.open(images[0]) as panel:  # RGB | gap | prediction | gap | ground truth, at the label's size
+        assert panel.size[1] == 36 and panel.size[0] > 3 * 48
+    assert {"val/abs_rel", "val/d1", "train/loss", "train/lr_encoder"} <= set(fit.logged_metrics)

@@ -216,9 +216,12 @@ def require_labels(batch: dict[str, Any], what: str) -> None:
 
 
 def visualization(image: Tensor, pred: Tensor, depth: Tensor, mask: Tensor) -> np.ndarray:
-    """``RGB | predicted disparity | ground-truth disparity`` (H x W' x 3 uint8, ground-truth resolution)."""
+    """``RGB | predicted disparity | ground-truth disparity`` (H x W' x 3 uint8, ground-truth resolution; pixels
+    without ground truth black)."""
     size = tuple(depth.shape[-2:])
     rgb = F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False)[0]
     rgb = (rgb.clamp(0, 1).permute(1, 2, 0) * 255).round().byte().cpu().numpy()
     truth = torch.where(mask, 1.0 / depth.clamp_min(1e-12), 0.0).float().cpu().numpy()
-    return side_by_side(side_by_side(rgb, colorize(pred.float().cpu().numpy())), colorize(truth))
+    truth_vis = colorize(truth)
+    truth_vis[~mask.cpu().numpy()] = 0  # no ground truth: black
+    return side_by_side(side_by_side(rgb, colorize(pred.float().cpu().numpy())), truth_vis)
