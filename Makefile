@@ -53,7 +53,7 @@ DEMO_SIZE := 182
 DEMO_BEST = $$(ls $(DEMO_OUT)/$(1)/checkpoints/best-*.ckpt)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint benchmark infer eval clean demo teacher pseudo-label student shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
+.PHONY: help install test lint benchmark benchmark-train infer eval clean demo teacher pseudo-label student shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
 	shards-irs shards-megadepth shards-tartanair shards-images
 
 help:  ## list every target
@@ -76,6 +76,9 @@ lint: install  ## ruff check of the package, tests and benchmarks
 benchmark: install  ## speed ratios as JSON: model vs transformers, batched losses vs a per-sample loop
 	$(BIN)/python benchmarks/model_speed.py
 	$(BIN)/python benchmarks/loss_speed.py
+
+benchmark-train: install  ## student training images/s and data-wait share as JSON (GPU: ViT-S 518 px, 4 + 8 images/step)
+	$(BIN)/python benchmarks/train_step.py
 
 infer: install  ## depth maps: make infer CKPT=depth_anything_v2_vits.pth INPUT=photos/ [OUTPUT=outputs/depth]
 	@test -n "$(CKPT)" -a -n "$(INPUT)" || { echo "usage: make infer CKPT=<checkpoint> INPUT=<image|dir|list.txt> [OUTPUT=dir]"; exit 2; }
