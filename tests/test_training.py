@@ -368,6 +368,7 @@ def test_a_zero_loss_weight_averages_the_other_two(shards: dict, tmp_path: Path)
     metrics = fit.callback_metrics
     mean = (float(metrics["train/labeled"]) + float(metrics["train/unlabeled"])) / 2
     assert float(metrics["train/loss"]) == pytest.approx(mean, rel=1e-5)
+    assert "train/feature" not in metrics  # the frozen encoder's pass is skipped
     with pytest.raises(ValueError, match="loss weights"):
         StudentModule(tiny_model(), labeled_weight=0.0, unlabeled_weight=0.0, feature_weight=0.0)
 

@@ -133,9 +133,12 @@ class StudentModule(DepthTrainingModule):
             "unlabeled": cutmix_affine_invariant_loss(  # eq. 6-8
                 pred[n:], label, label[partner], unlabeled["box"], mask, mask[partner]
             ),
-            "feature": feature_alignment_loss(tokens[n:], self.frozen_features(unlabeled), self.feature_margin),
-        }  # eq. 9
-        weights = dict(zip(losses, self.loss_weights))
+        }
+        weights = dict(zip(("labeled", "unlabeled", "feature"), self.loss_weights))
+        if weights["feature"] > 0:  # an ablation without L_feat skips the frozen encoder's pass
+            losses["feature"] = feature_alignment_loss(  # eq. 9
+                tokens[n:], self.frozen_features(unlabeled), self.feature_margin
+            )
         loss = sum(weights[k] * v for k, v in losses.items()) / sum(self.loss_weights)  # Sec. 3.3: the average
         self.log_losses({"loss": loss, **losses}, batch_size=n + unlabeled["image"].shape[0])
         return loss
