@@ -28,7 +28,7 @@ from anydepth.training import StudentModule, TeacherModule
 from anydepth.training.loggers import RunLogger
 from anydepth.training.student import FROZEN_ENCODER_KEY
 
-from conftest import TINY, lift_output_
+from conftest import TINY
 
 ROOT = Path(__file__).parents[1]
 SIZE = 28  # training crop: 2 x 2 patches
@@ -49,9 +49,9 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def tiny_model() -> DepthAnything:
-    """Conftest's tiny sizes; the final ReLU's input lifted so the random start is not a dead all-zero map."""
+    """Conftest's tiny sizes, seeded (the training modules open the final ReLU with their head_bias_init)."""
     torch.manual_seed(0)
-    return lift_output_(DepthAnything(**TINY))
+    return DepthAnything(**TINY)
 
 
 def labeled_data(shards: dict[str, Path], **kwargs: Any) -> LabeledDataModule:
