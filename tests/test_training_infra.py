@@ -14,6 +14,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -341,6 +342,17 @@ def wandb_records(path: Path) -> Iterator[Any]:
             yield record
 
 
+def finished_run_records(path: Path, timeout: float = 60.0) -> list[Any]:
+    """The records of ``path`` once its ``exit`` record is there: wandb's core process writes the log
+    asynchronously, so ``finish()`` may return before the file holds everything (seen under CI load)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = list(wandb_records(path))
+        if any(r.HasField("exit") for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
 class MetricsModel(BoringModel):
     """BoringModel logging the training modules' metric names."""
 
@@ -375,7 +387,7 @@ def test_run_logger_offline_fit(no_credentials: Path, monkeypatch: pytest.Monkey
     finally:
         fit.trainer.logger.experiment.finish()
     (run,) = save_dir.glob("wandb/offline-run-*-teacher-vits")
-    records = list(wandb_records(next(run.glob("run-*.wandb"))))
+    records = finished_run_records(next(run.glob("run-*.wandb")))
     (info,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert (info.run_id, info.display_name, info.project) == ("teacher-vits", "teacher-vits", "anydepth")
     # wandb 0.31 stores a flat key as a one-element nested_key (nested dicts as several, shown joined by ".")
