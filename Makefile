@@ -138,7 +138,7 @@ demo: shards-demo  ## THE MAIN JOB, offline on CPU (<15 min): demo shards -> tea
 	$(BIN)/anydepth pseudo-label --checkpoint $(call DEMO_BEST,teacher) --input $(DEMO_SHARDS)/unlabeled \
 		--out $(DEMO_OUT)/pseudo --input-size $(DEMO_SIZE) --accelerator cpu --devices 1
 	$(BIN)/anydepth fit --config configs/trainer/cpu.yaml --config configs/demo/student.yaml
-	$(BIN)/python -c "from anydepth.data.sources.demo import bundled_photos; print(*bundled_photos().values(), sep='\n')" \
+	$(BIN)/python -c "from anydepth.sources.demo import bundled_photos; print(*bundled_photos().values(), sep='\n')" \
 		> $(DEMO_OUT)/photos.txt
 	$(BIN)/anydepth infer --checkpoint $(call DEMO_BEST,student) --input $(DEMO_OUT)/photos.txt \
 		--output $(DEMO_OUT)/depth --input-size $(DEMO_SIZE) --side-by-side

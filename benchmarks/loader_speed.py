@@ -22,9 +22,9 @@ import webdataset as wds
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from anydepth.data.datamodules import ShardDataset, ShardLoader, collate, resolve_shards
-from anydepth.data.schema import JPEG_QUALITY, Sample, encode_sample
 from anydepth.data.transforms import UnlabeledTransform
+from anydepth.shards.reader import ShardDataset, ShardLoader, collate, resolve_shards
+from anydepth.shards.schema import JPEG_QUALITY, Sample, encode_sample
 
 
 def photo(rng: np.random.Generator, height: int = 480, width: int = 640) -> np.ndarray:

@@ -23,9 +23,9 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from anydepth.data.build import build_shards
 from anydepth.data.datamodules import MixedDataModule
 from anydepth.models import DepthAnything
+from anydepth.sources.build import build_shards
 from anydepth.training import StudentModule
 
 

@@ -9,7 +9,9 @@ import pytest
 import torch
 import yaml
 
-ROOT = Path(__file__).parents[1] / "configs"
+from helpers import REPO_ROOT
+
+ROOT = REPO_ROOT / "configs"
 CONFIGS = sorted(ROOT.rglob("*.yaml"))
 MODEL_CONFIGS = sorted((ROOT / "model").glob("*.yaml"))
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from anydepth.data.schema import LABEL_KINDS
+from anydepth.shards.schema import LABEL_KINDS
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -131,7 +131,7 @@ def depth_from_label(label: Tensor, mask: Tensor, kinds: Sequence[str | None]) -
       the disparity's unit (a disparity of 40 px is a "depth" of 0.025, below e.g. DIODE's 0.6 m minimum).
 
     Raises:
-        ValueError: a kind outside :data:`~anydepth.data.schema.LABEL_KINDS` (e.g. None: an unlabeled sample), or
+        ValueError: a kind outside :data:`~anydepth.shards.schema.LABEL_KINDS` (e.g. None: an unlabeled sample), or
             not one kind per sample.
     """
     if len(kinds) != label.shape[0]:

@@ -1,5 +1,4 @@
-"""Data: the shard schema, dataset readers, the shard builder and the LightningDataModules."""
+"""The Lightning side of the data: worker transforms (:mod:`.transforms`) and the DataModules (:mod:`.datamodules`).
 
-from anydepth.data.schema import LABEL_KINDS, Sample, SampleError, decode_sample, encode_sample, validate_sample
-
-__all__ = ["LABEL_KINDS", "Sample", "SampleError", "decode_sample", "encode_sample", "validate_sample"]
+The on-disk contract they read lives in :mod:`anydepth.shards`, the dataset readers in :mod:`anydepth.sources`.
+"""

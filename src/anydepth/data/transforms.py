@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from anydepth.data.schema import Sample, SampleError
 from anydepth.models.preprocess import lower_bound_size
+from anydepth.shards.schema import Sample, SampleError
 
 __all__ = [
     "MIN_SIDE",

@@ -1,17 +1,10 @@
-"""Models: the DINOv2 encoder, the DPT head, ``DepthAnything`` and checkpoint conversion."""
+"""Models, pure torch: the DINOv2 encoder, the DPT head, ``DepthAnything``, presets and preprocessing.
 
-from anydepth.models.checkpoint import CheckpointError, add_anydepth_metadata, load_checkpoint, save_checkpoint
+Imports nothing else of anydepth (checkpoint reading and writing live in :mod:`anydepth.checkpoints`).
+"""
+
 from anydepth.models.depth_anything import DepthAnything, DepthAnythingConfig
 from anydepth.models.dpt import DPTHead
 from anydepth.models.encoder import DINOv2Encoder
 
-__all__ = [
-    "CheckpointError",
-    "DINOv2Encoder",
-    "DPTHead",
-    "DepthAnything",
-    "DepthAnythingConfig",
-    "add_anydepth_metadata",
-    "load_checkpoint",
-    "save_checkpoint",
-]
+__all__ = ["DINOv2Encoder", "DPTHead", "DepthAnything", "DepthAnythingConfig"]

@@ -239,13 +239,13 @@ class DepthAnything(nn.Module):
         version: str | None = None,
         **kwargs: Any,
     ) -> DepthAnything:
-        """Load any supported checkpoint (see ``anydepth.models.checkpoint.load_checkpoint``)."""
-        from anydepth.models.checkpoint import load_checkpoint
+        """Load any supported checkpoint (see ``anydepth.checkpoints.load_checkpoint``)."""
+        from anydepth.checkpoints import load_checkpoint
 
         return load_checkpoint(path, encoder=encoder, version=version, **kwargs)
 
     def save_checkpoint(self, path: str | os.PathLike, format: str = "official") -> None:
         """Write ``official`` (.pth), ``hf`` (transformers directory) or ``anydepth`` weights."""
-        from anydepth.models.checkpoint import save_checkpoint
+        from anydepth.checkpoints import save_checkpoint
 
         save_checkpoint(self, path, format=format)

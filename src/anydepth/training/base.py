@@ -25,9 +25,9 @@ from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
 
 from anydepth.augment import joint_hflip
+from anydepth.checkpoints import add_anydepth_metadata, load_dinov2_encoder
 from anydepth.data.transforms import image_to_unit_range
 from anydepth.metrics import RelativeDepthMetrics, depth_from_label
-from anydepth.models.checkpoint import add_anydepth_metadata, load_dinov2_encoder
 from anydepth.models.depth_anything import DepthAnything
 from anydepth.models.preprocess import normalize, upsample_prediction
 from anydepth.visualize import colorize, side_by_side

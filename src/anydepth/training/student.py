@@ -36,9 +36,9 @@ from torch import Tensor
 
 from anydepth.augment import ColorPerturbationConfig, CutMixConfig, StrongColorPerturbation
 from anydepth.augment import cutmix as apply_cutmix
-from anydepth.data.build import file_digest
+from anydepth.checkpoints import CheckpointError
+from anydepth.files import file_digest
 from anydepth.losses import affine_invariant_loss, cutmix_affine_invariant_loss, feature_alignment_loss
-from anydepth.models.checkpoint import CheckpointError
 from anydepth.models.depth_anything import DepthAnything
 from anydepth.models.preprocess import normalize
 from anydepth.training.base import DepthTrainingModule, require_labels

@@ -1,0 +1,5 @@
+"""``python -m anydepth.cli``: the ``anydepth`` command."""
+
+from anydepth.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""What every ``anydepth`` tool shares: exit codes, the user-error types, and the options of several commands."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from anydepth.checkpoints import CheckpointError
+from anydepth.inference import InputError
+from anydepth.models.depth_anything import VERSIONS
+from anydepth.models.encoder import ENCODERS
+from anydepth.shards.manifest import ManifestError
+from anydepth.sources import SourceError
+from anydepth.sources.build import BuildError
+
+PROG = "anydepth"
+EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_LISTED_SKIPS = 5
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its environment; reported without a traceback."""
+
+
+# Exceptions that mean "the user asked for something impossible", not "anydepth has a bug".
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    UsageError, CheckpointError, InputError, SourceError, ManifestError, BuildError,
+)  # fmt: skip
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda`` without CUDA is a ``UsageError``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was requested but CUDA is not available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint`` plus the ``--encoder``/``--version`` hints ``from_checkpoint`` accepts."""
+    parser.add_argument(
+        "--checkpoint", required=True, type=Path, metavar="CKPT",
+        help="official Depth Anything .pth, transformers model directory, DINOv2 backbone .pth, "
+        "or anydepth/Lightning checkpoint",
+    )  # fmt: skip
+    parser.add_argument(
+        "--encoder", choices=(*ENCODERS, "custom"), default=None,
+        help="expected encoder; checked against the checkpoint (default: read from it)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--version", choices=VERSIONS, default=None,
+        help="Depth Anything version, for files that do not say (default: from the checkpoint or its name)",
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- shards
+
+
+@contextlib.contextmanager
+def log_to_stderr(command: str, logger_name: str) -> Iterator[None]:
+    """Show ``logger_name``'s INFO and WARNING records as ``anydepth <command>: <level>: ...`` on stderr."""
+    logger = logging.getLogger(logger_name)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG} {command}: %(levelname)s: %(message)s"))
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+
+def parse_devices(value: str) -> int | str | list[int]:
+    """``--devices``: ``auto``, a count (``2``) or device indices (``0,2``)."""
+    if value == "auto":
+        return value
+    try:
+        if "," in value:
+            return [int(v) for v in value.split(",") if v.strip()]
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, a count or indices like 0,1; got {value!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 device, got {count}")
+    return count
+
+
+def add_prediction_run_arguments(parser: argparse.ArgumentParser, devices: int | str) -> None:
+    """The options of a tool that runs a model over shards with Lightning (``eval``, ``pseudo-label``):
+    ``--input-size``, ``--batch-size``, ``--num-workers``, ``--devices`` (default ``devices``), ``--accelerator``."""
+    parser.add_argument(
+        "--input-size", type=int, default=518, metavar="N",
+        help="shorter network input side, rounded to a multiple of 14 (default: 518, as the paper)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch-size", type=int, default=1, metavar="N",
+        help="images per forward pass; > 1 only when all images of the shards share one size (default: 1)",
+    )  # fmt: skip
+    parser.add_argument("--num-workers", type=int, default=2, metavar="N", help="loader workers per device (default 2)")
+    parser.add_argument(
+        "--devices", type=parse_devices, default=devices, metavar="N",
+        help=f"devices per node: a count (> 1 runs DDP), indices like 0,1, or auto (default: {devices})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--accelerator", choices=("auto", "cpu", "gpu"), default="auto", help="auto = GPU when available (default)"
+    )

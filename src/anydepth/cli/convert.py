@@ -1,0 +1,38 @@
+"""``anydepth convert``: rewrite a checkpoint in another format (official ``.pth``, transformers, anydepth)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from anydepth.checkpoints import FORMATS
+from anydepth.cli.common import EXIT_OK, add_checkpoint_arguments
+from anydepth.models.depth_anything import DepthAnything
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """``anydepth convert``: load any supported checkpoint and write it in another format."""
+    model = DepthAnything.from_checkpoint(args.checkpoint, encoder=args.encoder, version=args.version)
+    model.save_checkpoint(args.output, format=args.format)
+    print(f"wrote {args.format} checkpoint of a {model.config.encoder} Depth Anything {model.config.version} "
+          f"to {args.output}")
+    return EXIT_OK
+
+
+def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``anydepth convert``."""
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert a checkpoint to the official, transformers or anydepth format",
+        description=(
+            "Read any checkpoint anydepth understands and write it as an official Depth Anything .pth "
+            "(--format official), a transformers DepthAnythingForDepthEstimation directory (--format hf), "
+            "or an anydepth checkpoint (--format anydepth)."
+        ),
+    )
+    add_checkpoint_arguments(parser)
+    parser.add_argument("--format", required=True, choices=FORMATS, help="output format")
+    parser.add_argument("--output", required=True, type=Path, help="output file (.pth / .ckpt) or directory (hf)")
+    parser.set_defaults(func=run_convert)
+    return parser

@@ -1,0 +1,116 @@
+"""``anydepth infer``: depth maps of images, folders or lists with any checkpoint anydepth reads."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from anydepth.cli.common import (
+    EXIT_OK,
+    EXIT_SKIPPED,
+    MAX_LISTED_SKIPS,
+    PROG,
+    UsageError,
+    add_checkpoint_arguments,
+    plural,
+    resolve_device,
+)
+from anydepth.inference import SkippedInputWarning, list_inputs, run_inference
+from anydepth.models.depth_anything import DepthAnything
+
+
+def infer_summary(written: int, output: Path, skipped: Sequence[tuple[Path, str]]) -> str:
+    """``wrote N depth maps to DIR; skipped M unreadable inputs: a (why), b (why)``."""
+    line = f"wrote {plural(written, 'depth map')} to {output}"
+    if skipped:
+        listed = ", ".join(f"{path} ({reason})" for path, reason in skipped[:MAX_LISTED_SKIPS])
+        more = f" and {len(skipped) - MAX_LISTED_SKIPS} more" if len(skipped) > MAX_LISTED_SKIPS else ""
+        line += f"; skipped {plural(len(skipped), 'unreadable input')}: {listed}{more}"
+    return line
+
+
+@contextlib.contextmanager
+def _skip_warnings_to_stderr(command: str) -> Iterator[None]:
+    """Print every ``SkippedInputWarning`` as ``anydepth <command>: warning: ...`` (above the progress bar)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SkippedInputWarning)
+        original = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, SkippedInputWarning):
+                tqdm.write(f"{PROG} {command}: warning: {message}", file=sys.stderr)
+            else:
+                original(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    """``anydepth infer``: load the checkpoint, predict every input, write the depth maps."""
+    if args.input_size < 14:
+        raise UsageError(f"--input-size must be at least 14 (one ViT patch), got {args.input_size}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"--output {args.output} exists and is not a directory")
+    list_inputs(args.input, exclude=args.output)  # fail on a bad --input before loading the model
+    device = resolve_device(args.device)
+    model = DepthAnything.from_checkpoint(args.checkpoint, encoder=args.encoder, version=args.version)
+    model = model.to(device).eval()
+    with _skip_warnings_to_stderr(args.command):
+        summary = run_inference(
+            model,
+            args.input,
+            args.output,
+            input_size=args.input_size,
+            batch_size=args.batch_size,
+            raw_npy=args.raw_npy,
+            png16=args.png16,
+            grayscale=args.grayscale,
+            side_by_side=args.side_by_side,
+        )
+    print(infer_summary(summary.written, args.output, summary.skipped))
+    return EXIT_SKIPPED if summary.skipped else EXIT_OK
+
+
+def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``anydepth infer``."""
+    parser = subparsers.add_parser(
+        "infer",
+        help="predict relative depth for images and write depth maps",
+        description=(
+            "Predict relative depth (disparity) for an image, a directory of images (searched "
+            "recursively) or a .txt list of image paths, and write <name>.png depth maps (Spectral_r "
+            "colours, near = red) into --output, keeping paths below an input directory. Exit code: "
+            "0 all written, 1 some inputs skipped as unreadable, 2 usage error."
+        ),
+    )
+    add_checkpoint_arguments(parser)
+    parser.add_argument("--input", required=True, type=Path, help="image file, directory, or .txt list of paths")
+    parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="output directory (created)")
+    parser.add_argument(
+        "--input-size", type=int, default=518, metavar="N",
+        help="shorter network input side, rounded to a multiple of 14 (default: 518)",
+    )  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=4, metavar="N", help="images per forward pass (default: 4)")
+    parser.add_argument("--raw-npy", action="store_true", help="also write <name>.npy: float32 disparity at image size")
+    parser.add_argument(
+        "--png16", action="store_true",
+        help="also write <name>_16bit.png: min-max normalised disparity as 16-bit grayscale",
+    )  # fmt: skip
+    parser.add_argument("--grayscale", action="store_true", help="write grayscale instead of coloured depth maps")
+    parser.add_argument("--side-by-side", action="store_true", help="put the input image left of the depth map")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto",
+        help="auto = cuda when available, else cpu (default: auto)",
+    )  # fmt: skip
+    parser.set_defaults(func=run_infer)
+    return parser

@@ -1,0 +1,104 @@
+"""``anydepth shards build|verify``: dataset readers -> WebDataset shards, and their check."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from anydepth.cli.common import EXIT_OK, EXIT_SKIPPED, MAX_LISTED_SKIPS, PROG, log_to_stderr, plural
+from anydepth.shards.manifest import Manifest
+from anydepth.shards.verify import verify_shards
+from anydepth.sources import SOURCES
+from anydepth.sources.build import IMAGE_FORMATS, LABEL_DTYPES, build_shards
+
+
+def shards_summary(manifest: Manifest, output: Path) -> str:
+    """``wrote N shards (M samples) to DIR; skipped K inputs: a (why), ...``."""
+    line = f"wrote {plural(len(manifest.shards), 'shard')} ({plural(manifest.num_samples, 'sample')}) to {output}"
+    if manifest.skipped:
+        listed = ", ".join(f"{s['input']} ({s['reason']})" for s in manifest.skipped[:MAX_LISTED_SKIPS])
+        extra = len(manifest.skipped) - MAX_LISTED_SKIPS
+        more = f" and {extra} more" if extra > 0 else ""
+        line += f"; skipped {plural(len(manifest.skipped), 'unreadable input')}: {listed}{more}"
+    return line
+
+
+def run_shards_build(args: argparse.Namespace) -> int:
+    """``anydepth shards build``: read a dataset with a source and write shards plus manifest.json."""
+    with log_to_stderr(args.command, "anydepth.sources.build"):
+        manifest = build_shards(
+            args.source,
+            args.root,
+            args.out,
+            split=args.split,
+            max_side=args.max_side,
+            samples_per_shard=args.samples_per_shard,
+            workers=args.workers,
+            seed=args.seed,
+            resume=args.resume,
+            image_format=args.image_format,
+            label_dtype=args.label_dtype,
+        )
+    print(shards_summary(manifest, args.out))
+    if manifest.num_samples == 0:
+        print(f"{PROG} {args.command}: error: no input could be read; see the reasons above", file=sys.stderr)
+        return EXIT_SKIPPED
+    return EXIT_OK
+
+
+def run_shards_verify(args: argparse.Namespace) -> int:
+    """``anydepth shards verify``: re-hash and decode every shard against manifest.json."""
+    report = verify_shards(args.directory)
+    print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+    return EXIT_OK if report.ok else EXIT_SKIPPED
+
+
+def add_shards_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``anydepth shards build`` and ``anydepth shards verify``."""
+    parser = subparsers.add_parser(
+        "shards",
+        help="build and verify WebDataset shards of a dataset",
+        description="Build WebDataset shards (plus manifest.json) from a dataset, or verify built shards.",
+    )
+    commands = parser.add_subparsers(dest="shards_command", required=True, metavar="{build,verify}")
+    build = commands.add_parser(
+        "build",
+        help="read a dataset and write shards and manifest.json",
+        description=(
+            "Read every input of --root with the --source reader, shuffle them (--seed), and write "
+            "shard-NNNNNN.tar WebDataset shards of --samples-per-shard samples plus manifest.json into --out. "
+            "Unreadable inputs are skipped and listed in the manifest. Exit code: 0 built, 1 nothing readable, "
+            "2 usage error (wrong layout, bad settings, an existing build without --resume)."
+        ),
+    )
+    build.add_argument("--source", required=True, metavar="KIND", help=f"dataset reader: {', '.join(SOURCES)}")
+    build.add_argument("--root", required=True, type=Path, metavar="DIR", help="dataset root directory")
+    build.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory, e.g. data_shards/NAME")
+    build.add_argument("--split", default=None, help="dataset split, for readers that have splits")
+    build.add_argument(
+        "--max-side", type=int, default=None, metavar="N",
+        help="downscale samples whose longer side exceeds N pixels (default: keep the size)",
+    )  # fmt: skip
+    build.add_argument("--samples-per-shard", type=int, default=1000, metavar="N", help="shard size (default: 1000)")
+    build.add_argument("--workers", type=int, default=1, metavar="N", help="parallel processes (default: 1)")
+    build.add_argument("--seed", type=int, default=0, metavar="N", help="shuffle seed (default: 0)")
+    build.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted build in --out, keeping its complete shards (same settings required)",
+    )  # fmt: skip
+    build.add_argument("--image-format", choices=IMAGE_FORMATS, default="jpg", help="image encoding (default: jpg)")
+    build.add_argument("--label-dtype", choices=LABEL_DTYPES, default="float32", help="label dtype (default: float32)")
+    build.set_defaults(func=run_shards_build)
+    verify = commands.add_parser(
+        "verify",
+        help="check shards against manifest.json and decode every sample",
+        description=(
+            "Re-hash every shard listed in DIR/manifest.json (size and sha256), decode every sample and "
+            "check the counts. Prints OK, or the problems and exits with 1; 2 when there is no manifest."
+        ),
+    )
+    verify.add_argument("directory", type=Path, metavar="DIR", help="a directory written by anydepth shards build")
+    verify.set_defaults(func=run_shards_verify)
+    return parser

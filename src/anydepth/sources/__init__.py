@@ -1,0 +1,40 @@
+"""Dataset readers for ``anydepth shards build --source KIND`` (see each class for its layout)."""
+
+from __future__ import annotations
+
+import importlib
+
+from anydepth.sources.base import Source, SourceError, SourceItem
+
+# KIND -> "module:Class", imported on use (a reader's imports load only when that kind is built).
+SOURCES: dict[str, str] = {
+    "images": "anydepth.sources.folders:ImageFolderSource",
+    "rgbd-folder": "anydepth.sources.folders:RGBDFolderSource",
+    "blendedmvs": "anydepth.sources.datasets:BlendedMVSSource",
+    "diml": "anydepth.sources.datasets:DIMLSource",
+    "hrwsi": "anydepth.sources.datasets:HRWSISource",
+    "irs": "anydepth.sources.datasets:IRSSource",
+    "megadepth": "anydepth.sources.datasets:MegaDepthSource",
+    "tartanair": "anydepth.sources.datasets:TartanAirSource",
+    "nyuv2": "anydepth.sources.benchmarks:NYUv2Source",
+    "kitti": "anydepth.sources.benchmarks:KITTISource",
+    "sintel": "anydepth.sources.benchmarks:SintelSource",
+    "ddad": "anydepth.sources.benchmarks:DDADSource",
+    "eth3d": "anydepth.sources.benchmarks:ETH3DSource",
+    "diode-indoor": "anydepth.sources.benchmarks:DIODEIndoorSource",
+    "diode-outdoor": "anydepth.sources.benchmarks:DIODEOutdoorSource",
+    "demo-unlabeled": "anydepth.sources.demo:DemoUnlabeledSource",
+    "demo-eval": "anydepth.sources.demo:DemoEvalSource",
+    "demo-train": "anydepth.sources.demo:DemoTrainSource",
+}
+
+
+def get_source(kind: str) -> type[Source]:
+    """The reader class registered as ``kind``; ``SourceError`` listing the kinds for an unknown one."""
+    if kind not in SOURCES:
+        raise SourceError(f"unknown source kind {kind!r}; choose one of {', '.join(SOURCES)}")
+    module, _, name = SOURCES[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = ["SOURCES", "Source", "SourceError", "SourceItem", "get_source"]

@@ -1,0 +1,372 @@
+"""The shard builder: any ``Source`` -> WebDataset shards plus ``manifest.json``; and their verifier.
+
+``build_shards`` lists the source's items, sorts them by key and shuffles them with
+``np.random.default_rng(seed)`` (so every shard mixes scenes, and the same seed gives the same
+order), then cuts that order into chunks of ``samples_per_shard`` items: chunk ``i`` becomes
+``shard-{i:06d}.tar``. Each chunk is built by one worker (a process pool of ``workers``
+processes, spawn-safe; ``workers=1`` builds in-process):
+
+- every item is loaded with ``source.load``; *any* exception skips that item with
+  ``"<ExcType>: <message>"`` as the reason (logged as a warning, recorded in the manifest), so one
+  bad file never aborts a build;
+- samples whose longer side exceeds ``max_side`` are downscaled (image: Lanczos; label, mask,
+  sky: nearest neighbour, so invalid label values never blend into valid ones), with
+  ``meta["scale"]`` multiplied by the factor and ``meta["original_size"]`` kept;
+- the shard is written by a :class:`ShardWriter` (webdataset's ``TarWriter`` with fixed mtime and
+  owner, so the bytes only depend on the data and the settings) into ``shard-NNNNNN.tar.tmp``,
+  fsynced, then renamed to ``shard-NNNNNN.tar``: a shard file is never half-written;
+- a completion record ``shard-NNNNNN.json`` (``samples``, ``bytes``, ``sha256``, ``skipped``) is
+  written last, atomically.
+
+A chunk whose items were all skipped writes no tar (only its ``.json``, with 0 samples) and is
+left out of the manifest: shard names follow the chunk index, so names can have gaps, but chunk
+``i`` is always ``shard-{i:06d}`` whatever happened to the other chunks (which is what lets a
+resumed build reuse finished shards).
+
+``build.json`` (settings plus a hash of the ordered input keys) is written before the first shard.
+``resume=True`` reuses every shard whose ``.tar`` and ``.json`` exist and whose size and sha256
+match the record, deletes ``*.tmp`` leftovers and rebuilds the rest; resuming with other settings
+or a changed input list raises ``BuildError``. The ``build.json`` and per-shard ``.json`` files
+stay next to the shards after ``manifest.json`` is written (a few hundred bytes each), so resuming
+a finished build is a no-op that only re-hashes the shards. Without ``resume``, a directory that
+already holds a build is refused.
+
+``verify_shards`` re-hashes every shard against the manifest and decodes every sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from anydepth.files import atomic_write_json
+from anydepth.shards.manifest import MANIFEST_NAME, Manifest, ShardRecord
+from anydepth.shards.schema import Sample, encode_sample, validate_sample
+from anydepth.shards.verify import describe_failure
+from anydepth.shards.writer import SHARD_PATTERN, ShardWriter, completed_shard
+from anydepth.sources import Source, SourceError, SourceItem, get_source
+
+logger = logging.getLogger(__name__)
+
+IMAGE_FORMATS: tuple[str, ...] = ("jpg", "png")
+LABEL_DTYPES: tuple[str, ...] = ("float16", "float32")
+STATE_NAME = "build.json"
+class BuildError(ValueError):
+    """Bad build settings, or an output directory that does not fit the requested build."""
+
+
+# ---------------------------------------------------------------- per-sample work
+
+
+def _nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize by pixel centres: every output value is one of the input values."""
+    rows = np.minimum(((np.arange(height) + 0.5) * array.shape[0] / height).astype(np.int64), array.shape[0] - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * array.shape[1] / width).astype(np.int64), array.shape[1] - 1)
+    return array[rows[:, None], cols[None, :]]
+
+
+def downscale_sample(sample: Sample, max_side: int | None) -> Sample:
+    """``sample`` with ``meta["original_size"]`` and ``meta["scale"]`` set (kept when the source set them),
+    shrunk so its longer side is ``max_side`` when it is longer (image Lanczos, label/mask/sky nearest)."""
+    height, width = sample.image.shape[:2]
+    meta = dict(sample.meta)
+    meta.setdefault("original_size", [height, width])
+    meta["scale"] = float(meta.get("scale", 1.0))
+    if max_side is None or max(height, width) <= max_side:
+        return replace(sample, meta=meta)
+    factor = max_side / max(height, width)
+    new_h, new_w = max(1, round(height * factor)), max(1, round(width * factor))
+    image = np.asarray(Image.fromarray(sample.image).resize((new_w, new_h), Image.Resampling.LANCZOS))
+    meta["scale"] *= factor
+
+    def shrink(array: np.ndarray | None) -> np.ndarray | None:
+        return None if array is None else _nearest(array, new_h, new_w)
+
+    return replace(
+        sample, image=image, label=shrink(sample.label), mask=shrink(sample.mask), sky=shrink(sample.sky), meta=meta
+    )
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What a worker needs besides the source (picklable)."""
+
+    source_name: str
+    label_kind: str | None
+    max_side: int | None
+    image_format: str
+    label_dtype: str
+
+
+def _prepare(source: Source, item: SourceItem, options: _Options) -> dict[str, Any]:
+    """Load, complete the metadata, validate, downscale and encode one item (raises on any problem)."""
+    sample = source.load(item)
+    if not isinstance(sample, Sample):
+        raise TypeError(f"{type(source).__name__}.load returned {type(sample).__name__}, not a Sample")
+    if sample.key != item.key:
+        raise ValueError(f"load returned key {sample.key!r} for item {item.key!r}")
+    meta = dict(sample.meta)
+    meta.setdefault("source", options.source_name)
+    meta.setdefault("label_kind", options.label_kind if sample.label is not None else None)
+    sample = replace(sample, meta=meta)
+    validate_sample(sample)
+    return encode_sample(downscale_sample(sample, options.max_side), options.image_format, options.label_dtype)
+
+
+@dataclass(frozen=True)
+class _ShardTask:
+    index: int
+    items: tuple[SourceItem, ...]
+    out_dir: str
+    options: _Options
+
+
+def _build_shard(source: Source, task: _ShardTask) -> dict[str, Any]:
+    """Write one shard with a :class:`ShardWriter`; returns its completion record."""
+    shard = ShardWriter(Path(task.out_dir), task.index)
+    skipped: list[dict[str, str]] = []
+    try:
+        for item in task.items:
+            try:
+                record = _prepare(source, item, task.options)
+            except Exception as err:  # one bad input never aborts the build
+                skipped.append({"input": item.key, "reason": describe_failure(err)})
+                continue
+            shard.write(record)
+    except BaseException:
+        shard.abort()
+        raise
+    return shard.finish(len(task.items), skipped)
+
+
+# Worker processes: the source is built once per process by the pool initializer.
+_WORKER_SOURCE: Source | None = None
+
+
+def _init_worker(spec: tuple[Any, ...]) -> None:
+    global _WORKER_SOURCE
+    _WORKER_SOURCE = _make_source(spec)
+
+
+def _run_task(task: _ShardTask) -> dict[str, Any]:
+    assert _WORKER_SOURCE is not None, "worker not initialised"
+    return _build_shard(_WORKER_SOURCE, task)
+
+
+def _make_source(spec: tuple[Any, ...]) -> Source:
+    """``("instance", source)`` or ``("class", cls, root, split, kwargs)`` -> a source."""
+    if spec[0] == "instance":
+        return spec[1]
+    _, cls, root, split, kwargs = spec
+    return cls(root, split, **kwargs)
+
+
+# ---------------------------------------------------------------- build
+
+
+def _resolve_source(
+    source: str | type[Source] | Source, root: Any, split: str | None, source_kwargs: dict[str, Any] | None
+) -> tuple[type[Source], str, tuple[Any, ...]]:
+    """(class, name, worker spec) for a kind string, a ``Source`` subclass or a ``Source`` instance."""
+    if isinstance(source, Source):
+        if source_kwargs:
+            raise BuildError("source_kwargs cannot be used with a Source instance (it is already constructed)")
+        cls = type(source)
+        return cls, getattr(cls, "name", cls.__name__), ("instance", source)
+    if isinstance(source, str):
+        cls = get_source(source)
+        name = source
+    elif isinstance(source, type) and issubclass(source, Source):
+        cls = source
+        name = getattr(cls, "name", cls.__name__)
+    else:
+        raise BuildError(f"source must be a registered kind, a Source subclass or a Source, got {source!r}")
+    if root is None:
+        raise BuildError(f"{name}: a dataset root is required")
+    return cls, name, ("class", cls, root, split, dict(source_kwargs or {}))
+
+
+def _check_settings(max_side: int | None, samples_per_shard: int, workers: int, image_format: str,
+                    label_dtype: str) -> None:  # fmt: skip
+    if max_side is not None and max_side < 1:
+        raise BuildError(f"max_side must be at least 1 (or None for no downscaling), got {max_side}")
+    if samples_per_shard < 1:
+        raise BuildError(f"samples_per_shard must be at least 1, got {samples_per_shard}")
+    if workers < 1:
+        raise BuildError(f"workers must be at least 1, got {workers}")
+    if image_format not in IMAGE_FORMATS:
+        raise BuildError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}, got {image_format!r}")
+    if label_dtype not in LABEL_DTYPES:
+        raise BuildError(f"label_dtype must be one of {', '.join(LABEL_DTYPES)}, got {label_dtype!r}")
+
+
+def _ordered_items(items: list[SourceItem], seed: int, name: str) -> list[SourceItem]:
+    """Sorted by key, then shuffled by ``seed``; unique keys required."""
+    if not items:
+        raise SourceError(f"{name}: the source lists no inputs")
+    ordered = sorted(items, key=lambda item: item.key)
+    duplicates = sorted({a.key for a, b in zip(ordered, ordered[1:]) if a.key == b.key})
+    if duplicates:
+        raise SourceError(f"{name}: duplicate item keys {', '.join(duplicates[:5])}")
+    permutation = np.random.default_rng(seed).permutation(len(ordered))
+    return [ordered[i] for i in permutation]
+
+
+def _existing_build(out_dir: Path) -> list[str]:
+    names = [MANIFEST_NAME, STATE_NAME]
+    return sorted(p.name for p in out_dir.iterdir() if p.name in names or SHARD_PATTERN.match(p.name))
+
+
+def _check_resume(out_dir: Path, state: dict[str, Any]) -> None:
+    """Raise ``BuildError`` when the directory was built with other settings or inputs."""
+    recorded: list[tuple[str, dict[str, Any]]] = []
+    if (out_dir / STATE_NAME).is_file():
+        recorded.append((STATE_NAME, json.loads((out_dir / STATE_NAME).read_text())))
+    if (out_dir / MANIFEST_NAME).is_file():
+        manifest = Manifest.load(out_dir)
+        recorded.append((MANIFEST_NAME, {"settings": manifest.settings, **manifest.extra}))
+    for filename, old in recorded:
+        old_settings, new_settings = old.get("settings", {}), state["settings"]
+        changed = sorted(k for k in {*old_settings, *new_settings} if old_settings.get(k) != new_settings.get(k))
+        if changed:
+            diff = "; ".join(f"{k}: {old_settings.get(k)!r} -> {new_settings.get(k)!r}" for k in changed)
+            raise BuildError(
+                f"cannot resume {out_dir}: its {filename} was built with other settings ({diff}); "
+                "resume with the same settings or build into a new directory"
+            )
+        if "inputs_sha256" in old and old["inputs_sha256"] != state["inputs_sha256"]:
+            raise BuildError(
+                f"cannot resume {out_dir}: the source's inputs changed since the build started "
+                f"({old.get('num_inputs')} inputs then, {state['num_inputs']} now); build into a new directory"
+            )
+
+
+def _run_tasks(
+    tasks: list[_ShardTask], source: Source, spec: tuple[Any, ...], workers: int, start_method: str
+) -> Iterator[dict[str, Any]]:
+    """Completion records as shards finish: in-process with ``source`` for one worker, else a process pool
+    whose workers build their own source from ``spec``."""
+    if workers == 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield _build_shard(source, task)
+        return
+    context = multiprocessing.get_context(start_method)
+    executor = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_init_worker,
+                                   initargs=(spec,))  # fmt: skip
+    try:
+        pending = {executor.submit(_run_task, task) for task in tasks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                yield future.result()  # re-raises a worker's error (disk full, a broken pool, ...)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def build_shards(
+    source_kind: str | type[Source] | Source,
+    root: str | os.PathLike[str] | None,
+    out_dir: str | os.PathLike[str],
+    split: str | None = None,
+    max_side: int | None = None,
+    samples_per_shard: int = 1000,
+    workers: int = 1,
+    seed: int = 0,
+    resume: bool = False,
+    image_format: str = "jpg",
+    label_dtype: str = "float32",
+    source_kwargs: dict[str, Any] | None = None,
+    start_method: str = "spawn",
+) -> Manifest:
+    """Build WebDataset shards and ``manifest.json`` in ``out_dir`` from a dataset reader (see the module doc).
+
+    ``source_kind`` is a registered kind (``anydepth.sources.SOURCES``), a ``Source`` subclass
+    (constructed as ``cls(root, split, **source_kwargs)``, in each worker) or a ``Source`` instance
+    (used as is and pickled to the workers; ``root``/``split`` are then informational and
+    ``source_kwargs`` must be empty). ``start_method`` is the multiprocessing start method of the
+    worker pool. Raises ``BuildError`` for bad settings or an unfit ``out_dir``, ``SourceError``
+    for a wrong dataset layout; items that fail to load are skipped and listed in the manifest.
+    """
+    _check_settings(max_side, samples_per_shard, workers, image_format, label_dtype)
+    cls, name, spec = _resolve_source(source_kind, root, split, source_kwargs)
+    source = _make_source(spec)
+    split = source.split if spec[0] == "instance" else split
+    settings = {
+        "source": name, "split": split, "max_side": max_side, "samples_per_shard": samples_per_shard, "seed": seed,
+        "image_format": image_format, "label_dtype": label_dtype, "source_kwargs": dict(source_kwargs or {}),
+    }  # fmt: skip
+    try:
+        settings = json.loads(json.dumps(settings))
+    except TypeError as err:
+        raise BuildError(f"source_kwargs must be JSON-serialisable to be recorded in the manifest ({err})") from err
+    items = _ordered_items(source.items(), seed, name)
+    keys = "\n".join(item.key for item in items).encode()
+    state = {"settings": settings, "num_inputs": len(items), "inputs_sha256": hashlib.sha256(keys).hexdigest()}
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"{out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    existing = _existing_build(out)
+    if existing and not resume:
+        raise BuildError(
+            f"{out} already holds a build ({', '.join(existing[:3])}{', ...' if len(existing) > 3 else ''}); "
+            "pass --resume (resume=True) to continue it, or build into an empty directory"
+        )
+    if resume:
+        _check_resume(out, state)
+        for leftover in out.glob("*.tmp"):
+            logger.info("removing leftover %s", leftover.name)
+            leftover.unlink()
+    atomic_write_json(out / STATE_NAME, state)
+
+    options = _Options(name, source.label_kind, max_side, image_format, label_dtype)
+    chunks = [tuple(items[i : i + samples_per_shard]) for i in range(0, len(items), samples_per_shard)]
+    records: dict[int, dict[str, Any]] = {}
+    if resume:
+        for index in range(len(chunks)):
+            record = completed_shard(out, index)
+            if record is not None:
+                records[index] = record
+        if records:
+            logger.info("resuming: %d of %d shards already complete", len(records), len(chunks))
+    tasks = [_ShardTask(i, chunk, str(out), options) for i, chunk in enumerate(chunks) if i not in records]
+    for record in _run_tasks(tasks, source, spec, workers, start_method):
+        records[record["index"]] = record
+        for skip in record["skipped"]:
+            logger.warning("skipped %s: %s", skip["input"], skip["reason"])
+        logger.info("%s: %d written, %d skipped (%d/%d shards done)", record["name"], record["samples"],
+                    len(record["skipped"]), len(records), len(chunks))  # fmt: skip
+
+    ordered = [records[i] for i in range(len(chunks))]
+    manifest = Manifest(
+        source=name,
+        builder_version=_builder_version(),
+        shards=[ShardRecord(r["name"], r["samples"], r["bytes"], r["sha256"]) for r in ordered if r["samples"]],
+        split=split,
+        label_kind=source.label_kind,
+        synthetic=bool(getattr(source, "synthetic", False)),
+        settings=settings,
+        skipped=sorted((s for r in ordered for s in r["skipped"]), key=lambda s: s["input"]),
+        extra={"root": None if root is None else str(root), "num_inputs": state["num_inputs"],
+               "inputs_sha256": state["inputs_sha256"]},  # fmt: skip
+    )
+    manifest.save(out)
+    return manifest
+
+
+def _builder_version() -> str:
+    from anydepth import __version__
+
+    return __version__
