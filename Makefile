@@ -20,17 +20,18 @@ WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 RESUME ?=
 SHARD_OPTS = $(if $(SPLIT),--split $(SPLIT)) $(if $(MAX_SIDE),--max-side $(MAX_SIDE)) --workers $(WORKERS) \
 	$(if $(RESUME),--resume)
-# eval: CKPT, DATA_ROOT (one shard directory per benchmark, e.g. data_shards/nyuv2); optional BENCHMARKS (comma list),
-# METRICS (JSON output), DEVICES, EVAL_OPTS (more `anydepth eval` options, e.g. --protocols my.yaml --num-workers 8)
+# eval: CKPT, DATA_ROOT (one shard directory per benchmark, e.g. data_shards/nyuv2); optional BENCHMARKS (comma list;
+# default: the paper's Table 2 benchmarks, as `anydepth eval` itself defaults), METRICS (JSON output), DEVICES,
+# EVAL_OPTS (more `anydepth eval` options, e.g. --protocols my.yaml --num-workers 8)
 DATA_ROOT ?= $(SHARDS_DIR)
-BENCHMARKS ?= kitti,nyuv2,sintel,ddad,eth3d,diode-indoor,diode-outdoor
+BENCHMARKS ?=
 METRICS ?= outputs/eval/metrics.json
 DEVICES ?= 1
 EVAL_OPTS ?=
 DEMO_SHARDS := $(SHARDS_DIR)/demo
 DEMO_SHARD_SIZE ?= 64
-# training (teacher, pseudo-label, student): ENCODER (vits|vitb|vitl), TRAINER (a configs/trainer/*.yaml: cpu, ddp,
-# fsdp), DEVICES and NODES per job; data: LABELED and VAL (comma lists of shard dirs; default: the stage configs'),
+# training (teacher, pseudo-label, student): ENCODER (the model preset configs/model/ENCODER.yaml: vits, vitb, vitl,
+# vitg), TRAINER (a configs/trainer/*.yaml: cpu, ddp, fsdp), DEVICES and NODES per job; data: LABELED and VAL (comma lists of shard dirs; default: the stage configs'),
 # UNLABELED (shards to pseudo-label), PSEUDO (pseudo-labeled shards), DINOV2 (local dinov2_vit?14_pretrain.pth),
 # TEACHER_CKPT (for pseudo-label; default the teacher's last.ckpt); FIT_OPTS: more LightningCLI options
 ENCODER ?= vits
@@ -43,8 +44,14 @@ PSEUDO ?= $(SHARDS_DIR)/pseudo
 DINOV2 ?=
 TEACHER_CKPT ?= outputs/teacher-$(ENCODER)/checkpoints/last.ckpt
 FIT_OPTS ?=
-# $(call fit,STAGE,SHARDS_ARGS): anydepth fit with the hardware config, then configs/STAGE/$(ENCODER).yaml, then overrides
-fit = $(BIN)/anydepth fit --config configs/trainer/$(TRAINER).yaml --config configs/$(1)/$(ENCODER).yaml \
+# $(call run-dirs,RUN): the run name RUN and its directory outputs/RUN (run dir, wandb save_dir, checkpoints/: the
+# stage's ModelCheckpoint, its last callback) in place of the stage config's size-neutral outputs/STAGE
+run-dirs = --trainer.default_root_dir outputs/$(1) --trainer.logger.init_args.name $(1) \
+	--trainer.logger.init_args.save_dir outputs/$(1) --trainer.callbacks.init_args.dirpath outputs/$(1)/checkpoints
+# $(call fit,STAGE,SHARDS_ARGS): anydepth fit with the hardware config, the recipe configs/stages/STAGE.yaml, the model
+# preset configs/model/$(ENCODER).yaml and the run outputs/STAGE-$(ENCODER), then overrides
+fit = $(BIN)/anydepth fit --config configs/trainer/$(TRAINER).yaml --config configs/stages/$(1).yaml \
+	--config configs/model/$(ENCODER).yaml $(call run-dirs,$(1)-$(ENCODER)) \
 	--trainer.devices $(DEVICES) --trainer.num_nodes $(NODES) $(2) $(if $(VAL),--data.init_args.val_shards [$(VAL)]) \
 	$(if $(DINOV2),--model.init_args.pretrained $(DINOV2)) --ckpt_path last $(FIT_OPTS)
 # the demo writes everything under outputs/demo (paths fixed in configs/demo/*.yaml); its models train at 182 px
@@ -53,7 +60,7 @@ DEMO_SIZE := 182
 DEMO_BEST = $$(ls $(DEMO_OUT)/$(1)/checkpoints/best-*.ckpt)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint benchmark benchmark-train infer eval clean demo teacher pseudo-label student shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
+.PHONY: help install test lint format benchmark benchmark-train infer eval clean demo teacher pseudo-label student shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
 	shards-irs shards-megadepth shards-tartanair shards-images
 
 help:  ## list every target
@@ -67,11 +74,16 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-test: install  ## run the test suite (offline, CPU; gpu-marked tests skip without CUDA)
+test: install lint  ## lint, then the test suite (offline, CPU; gpu-marked tests skip without CUDA)
 	WANDB_MODE=offline $(BIN)/python -m pytest -q
 
-lint: install  ## ruff check of the package, tests and benchmarks
+lint: install  ## ruff check + ruff format --check of the package, tests and benchmarks (changes nothing)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: install  ## ruff format the package, tests and benchmarks, then ruff check --fix (rewrites files)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
 
 benchmark: install  ## speed ratios as JSON: model vs transformers, batched losses vs a per-sample loop
 	$(BIN)/python benchmarks/model_speed.py
@@ -84,9 +96,9 @@ infer: install  ## depth maps: make infer CKPT=depth_anything_v2_vits.pth INPUT=
 	@test -n "$(CKPT)" -a -n "$(INPUT)" || { echo "usage: make infer CKPT=<checkpoint> INPUT=<image|dir|list.txt> [OUTPUT=dir]"; exit 2; }
 	$(BIN)/anydepth infer --checkpoint $(CKPT) --input $(INPUT) --output $(OUTPUT) --input-size $(INPUT_SIZE)
 
-eval: install  ## zero-shot metrics (paper Table 2): make eval CKPT=ckpt.pth DATA_ROOT=data_shards [BENCHMARKS=kitti,nyuv2]
-	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=<checkpoint> [DATA_ROOT=$(SHARDS_DIR)] [BENCHMARKS=$(BENCHMARKS)] [METRICS=json] [DEVICES=N] [EVAL_OPTS=...]"; exit 2; }
-	$(BIN)/anydepth eval --checkpoint $(CKPT) --benchmarks $(BENCHMARKS) --data-root $(DATA_ROOT) \
+eval: install  ## zero-shot metrics: make eval CKPT=ckpt.pth DATA_ROOT=data_shards [BENCHMARKS=a,b; default: the paper's Table 2 benchmarks]
+	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=<checkpoint> [DATA_ROOT=$(SHARDS_DIR)] [BENCHMARKS=comma list; default: the paper's Table 2 benchmarks] [METRICS=json] [DEVICES=N] [EVAL_OPTS=...]"; exit 2; }
+	$(BIN)/anydepth eval --checkpoint $(CKPT) $(if $(BENCHMARKS),--benchmarks $(BENCHMARKS)) --data-root $(DATA_ROOT) \
 		--input-size $(INPUT_SIZE) --devices $(DEVICES) --output $(METRICS) $(EVAL_OPTS)
 
 # $(call build-shards,KIND,DEFAULT_NAME): ROOT read by the KIND reader into $(SHARDS_DIR)/NAME
@@ -143,18 +155,18 @@ demo: shards-demo  ## THE MAIN JOB, offline on CPU (<15 min): demo shards -> tea
 	$(BIN)/anydepth infer --checkpoint $(call DEMO_BEST,student) --input $(DEMO_OUT)/photos.txt \
 		--output $(DEMO_OUT)/depth --input-size $(DEMO_SIZE) --side-by-side
 	$(BIN)/anydepth eval --checkpoint $(call DEMO_BEST,teacher) --checkpoint $(call DEMO_BEST,student) \
-		--name teacher --name student --benchmarks demo --protocols configs/demo/protocols.yaml \
+		--name teacher --name student --benchmarks demo \
 		--data-root $(SHARDS_DIR) --input-size $(DEMO_SIZE) --accelerator cpu --output $(DEMO_OUT)/metrics.json
 	@echo "demo done: metrics above and in $(DEMO_OUT)/metrics.json, depth maps of the demo photos in $(DEMO_OUT)/depth"
 
-teacher: install  ## stage 1: make teacher ENCODER=vitl DEVICES=8 NODES=2 DINOV2=dinov2_vitl14_pretrain.pth [LABELED=a,b VAL=c]
+teacher: install  ## stage 1 (-> outputs/teacher-ENCODER): make teacher ENCODER=vitl DEVICES=8 NODES=2 DINOV2=dinov2_vitl14_pretrain.pth [LABELED=a,b VAL=c]
 	$(call fit,teacher,$(if $(LABELED),--data.init_args.train_shards [$(LABELED)]))
 
 pseudo-label: install  ## stage 2: teacher pseudo labels, make pseudo-label [TEACHER_CKPT=...] UNLABELED=dir PSEUDO=dir
 	$(BIN)/anydepth pseudo-label --checkpoint $(TEACHER_CKPT) --input $(UNLABELED) --out $(PSEUDO) \
 		--devices $(DEVICES) --num-nodes $(NODES)
 
-student: install  ## stage 3: make student ENCODER=vitl DEVICES=8 DINOV2=... [LABELED=a,b PSEUDO=dir VAL=c]
+student: install  ## stage 3 (-> outputs/student-ENCODER): make student ENCODER=vitl DEVICES=8 DINOV2=... [LABELED=a,b PSEUDO=dir VAL=c]
 	$(call fit,student,$(if $(LABELED),--data.init_args.labeled_shards [$(LABELED)]) --data.init_args.pseudo_shards [$(PSEUDO)])
 
 clean:  ## remove the virtual environment, caches and outputs

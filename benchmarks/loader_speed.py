@@ -77,12 +77,21 @@ def main() -> None:
             with wds.TarWriter(str(root / f"shard-{start // args.per_shard:06d}.tar")) as writer:
                 for sample in samples[start : start + args.per_shard]:
                     writer.write(encode_sample(sample))
-        shards = ShardDataset(resolve_shards(str(root / "shard-*.tar")), UnlabeledTransform(args.size),
-                              args.batch_size, resampled=False, shuffle=False)
+        shards = ShardDataset(
+            resolve_shards(str(root / "shard-*.tar")),
+            UnlabeledTransform(args.size),
+            args.batch_size,
+            resampled=False,
+            shuffle=False,
+        )
         loaders = {
             "shards": ShardLoader(shards, num_workers=args.workers),
-            "folder": DataLoader(FolderDataset(sorted((root / "files").glob("*.jpg")), args.size),
-                                 batch_size=args.batch_size, num_workers=args.workers, collate_fn=collate),
+            "folder": DataLoader(
+                FolderDataset(sorted((root / "files").glob("*.jpg")), args.size),
+                batch_size=args.batch_size,
+                num_workers=args.workers,
+                collate_fn=collate,
+            ),
         }
         rate(loaders["shards"], 1), rate(loaders["folder"], 1)  # warm-up: page cache, worker start-up paths
         rates: dict[str, list[float]] = {name: [] for name in loaders}

@@ -37,13 +37,26 @@ def build_models(hf_attention: str) -> tuple[DepthAnything, HFDepthAnything]:
     ``hf_attention="default"`` is what ``from_pretrained`` gives a user (the Dinov2 backbone on
     SDPA in transformers 5); ``"eager"`` is transformers' explicit softmax(QK^T)V attention.
     """
-    backbone = Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, out_indices=[3, 6, 9, 12],
-                            image_size=518, patch_size=14, reshape_hidden_states=False)  # fmt: skip
-    config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=384,
-                                 neck_hidden_sizes=[48, 96, 192, 384], fusion_hidden_size=64)  # fmt: skip
+    backbone = Dinov2Config(
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        out_indices=[3, 6, 9, 12],
+        image_size=518,
+        patch_size=14,
+        reshape_hidden_states=False,
+    )
+    config = DepthAnythingConfig(
+        backbone_config=backbone,
+        reassemble_hidden_size=384,
+        neck_hidden_sizes=[48, 96, 192, 384],
+        fusion_hidden_size=64,
+    )
     torch.manual_seed(0)
-    hf = HFDepthAnything(config) if hf_attention == "default" else HFDepthAnything._from_config(
-        config, attn_implementation=hf_attention
+    hf = (
+        HFDepthAnything(config)
+        if hf_attention == "default"
+        else HFDepthAnything._from_config(config, attn_implementation=hf_attention)
     )
     with torch.no_grad():  # non-zero biases and mask token: the equality check covers every weight
         for param in hf.parameters():
@@ -75,8 +88,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--hf-attention", choices=("default", "eager"), default="default",
-                        help="transformers' attention: its default (SDPA backbone) or eager")  # fmt: skip
+    parser.add_argument(
+        "--hf-attention",
+        choices=("default", "eager"),
+        default="default",
+        help="transformers' attention: its default (SDPA backbone) or eager",
+    )
     args = parser.parse_args()
     transformers.utils.logging.disable_progress_bar()
     if args.threads:
@@ -118,7 +135,7 @@ def main() -> None:
         "transformers_attn_implementation": hf.config._attn_implementation,
         "transformers_backbone_attn_implementation": hf.backbone.config._attn_implementation,
         "versions": {"torch": torch.__version__, "timm": timm.__version__, "transformers": transformers.__version__},
-    }  # fmt: skip
+    }
     print(json.dumps(report, indent=2))
 
 

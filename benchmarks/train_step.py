@@ -55,8 +55,15 @@ class StepTimer(Callback):
 
 def synthetic_shards(root: Path, name: str, count: int, seed: int) -> str:
     out = root / name
-    build_shards("demo-train", root, out, samples_per_shard=16, workers=2, seed=seed,
-                 source_kwargs={"num_scenes": count, "size": (540, 720), "seed": seed})  # fmt: skip
+    build_shards(
+        "demo-train",
+        root,
+        out,
+        samples_per_shard=16,
+        workers=2,
+        seed=seed,
+        source_kwargs={"num_scenes": count, "size": (540, 720), "seed": seed},
+    )
     return str(out)
 
 
@@ -77,27 +84,52 @@ def main() -> None:
         scenes = 3 * args.labeled_batch_size * (args.steps + 1)
         labeled = args.labeled or synthetic_shards(Path(tmp), "labeled", scenes // 3, seed=0)
         pseudo = args.pseudo or synthetic_shards(Path(tmp), "pseudo", 2 * scenes // 3, seed=10_000)
-        data = MixedDataModule([labeled], [pseudo], labeled_batch_size=args.labeled_batch_size,
-                               num_workers=args.num_workers, size=args.size, shuffle_buffer=64,
-                               samples_per_epoch=2 * args.labeled_batch_size * (args.steps + 1))  # fmt: skip
+        data = MixedDataModule(
+            [labeled],
+            [pseudo],
+            labeled_batch_size=args.labeled_batch_size,
+            num_workers=args.num_workers,
+            size=args.size,
+            shuffle_buffer=64,
+            samples_per_epoch=2 * args.labeled_batch_size * (args.steps + 1),
+        )
         module = StudentModule(DepthAnything(args.encoder), num_visualizations=0)
         timer = StepTimer()
-        trainer = pl.Trainer(accelerator="gpu" if cuda else "cpu", devices=1, max_steps=args.steps, logger=False,
-                             precision=args.precision or ("bf16-mixed" if cuda else "32-true"),
-                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                             limit_val_batches=0, callbacks=[timer])  # fmt: skip
+        trainer = pl.Trainer(
+            accelerator="gpu" if cuda else "cpu",
+            devices=1,
+            max_steps=args.steps,
+            logger=False,
+            precision=args.precision or ("bf16-mixed" if cuda else "32-true"),
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+            callbacks=[timer],
+        )
         trainer.fit(module, datamodule=data)
     steps = [b - a for a, b in zip(timer.starts, timer.starts[1:])][args.warmup :]
     waits = timer.waits[args.warmup :]
     step = statistics.mean(steps)
     images = args.labeled_batch_size * (1 + data.ratio)
-    print(json.dumps({
-        "benchmark": "student_train_step", "device": torch.cuda.get_device_name() if cuda else "cpu",
-        "encoder": args.encoder, "size": args.size, "labeled": args.labeled_batch_size,
-        "unlabeled": args.labeled_batch_size * data.ratio, "precision": trainer.precision,
-        "images_per_s": round(images / step, 2), "step_s": round(step, 4),
-        "data_wait_share": round(sum(waits) / sum(steps), 4), "timed_steps": len(steps),
-    }, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "benchmark": "student_train_step",
+                "device": torch.cuda.get_device_name() if cuda else "cpu",
+                "encoder": args.encoder,
+                "size": args.size,
+                "labeled": args.labeled_batch_size,
+                "unlabeled": args.labeled_batch_size * data.ratio,
+                "precision": trainer.precision,
+                "images_per_s": round(images / step, 2),
+                "step_s": round(step, 4),
+                "data_wait_share": round(sum(waits) / sum(steps), 4),
+                "timed_steps": len(steps),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -319,20 +319,24 @@ def test_metric_interface() -> None:
 
 def test_depth_from_label_per_kind() -> None:
     nan, inf = float("nan"), float("inf")
-    label = torch.tensor([
-        [[2.0, 4.0, 8.0, 16.0, 3.0]],  # depth: unchanged, mask or not
-        [[2.0, 4.0, 8.0, 0.0, 5.0]],  # disparity (pixels): median 4 over the masked positive pixels
-        [[0.5, 0.25, nan, inf, -1.0]],  # relative disparity: median 0.25 over 0.5, 0.25
-        [[0.0, 0.0, 0.0, 0.0, 0.0]],  # disparity without any valid pixel
-    ])  # fmt: skip
+    label = torch.tensor(
+        [
+            [[2.0, 4.0, 8.0, 16.0, 3.0]],  # depth: unchanged, mask or not
+            [[2.0, 4.0, 8.0, 0.0, 5.0]],  # disparity (pixels): median 4 over the masked positive pixels
+            [[0.5, 0.25, nan, inf, -1.0]],  # relative disparity: median 0.25 over 0.5, 0.25
+            [[0.0, 0.0, 0.0, 0.0, 0.0]],  # disparity without any valid pixel
+        ]
+    )
     mask = torch.tensor([[[True, True, True, True, False]]] * 4)
     depth = depth_from_label(label, mask, ["depth", "disparity", "relative_disparity", "disparity"])
-    expected = torch.tensor([
-        [[2.0, 4.0, 8.0, 16.0, 3.0]],
-        [[2.0, 1.0, 0.5, 0.0, 0.0]],  # zero disparity (infinitely far) and masked pixels -> 0 (invalid)
-        [[0.5, 1.0, 0.0, 0.0, 0.0]],
-        [[0.0, 0.0, 0.0, 0.0, 0.0]],
-    ])  # fmt: skip
+    expected = torch.tensor(
+        [
+            [[2.0, 4.0, 8.0, 16.0, 3.0]],
+            [[2.0, 1.0, 0.5, 0.0, 0.0]],  # zero disparity (infinitely far) and masked pixels -> 0 (invalid)
+            [[0.5, 1.0, 0.0, 0.0, 0.0]],
+            [[0.0, 0.0, 0.0, 0.0, 0.0]],
+        ]
+    )
     torch.testing.assert_close(depth, expected)
     only_depth = label[:1]
     assert depth_from_label(only_depth, mask[:1], ["depth"]) is only_depth

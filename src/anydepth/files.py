@@ -18,15 +18,14 @@ def file_digest(path: Path) -> tuple[int, str]:
     return path.stat().st_size, digest.hexdigest()
 
 
-def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomic, durable JSON write (temporary file, fsync, rename)."""
+def atomic_write_json(path: Path, data: dict[str, Any], sort_keys: bool = True) -> None:
+    """Atomic, durable JSON write (temporary file, fsync, rename); keys sorted unless ``sort_keys`` is False."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as stream:
-        stream.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        stream.write(json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
         stream.flush()
         os.fsync(stream.fileno())
     os.replace(tmp, path)
-
 
 
 def tree_digest(path: str | os.PathLike) -> str:

@@ -166,8 +166,6 @@ def gradient_matching_loss(pred: Tensor, target: Tensor, mask: Tensor, scales: i
     total = _zero_like(pred)
     for k in range(scales):  # over scales, not samples
         step = 2**k
-        residual, count = _gradient_residual(
-            (pred - target)[:, ::step, ::step], mask[:, ::step, ::step]
-        )
+        residual, count = _gradient_residual((pred - target)[:, ::step, ::step], mask[:, ::step, ::step])
         total = total + torch.where(count.sum() > 0, residual.sum() / count.sum().clamp_min(1), 0.0)
     return total

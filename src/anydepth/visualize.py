@@ -11,8 +11,18 @@ import numpy as np
 
 # ColorBrewer "Spectral" control colours, the 11 entries of matplotlib's ``_Spectral_data``.
 SPECTRAL_HEX: tuple[str, ...] = (
-    "9e0142", "d53e4f", "f46d43", "fdae61", "fee08b", "ffffbf", "e6f598", "abdda4", "66c2a5", "3288bd", "5e4fa2",
-)  # fmt: skip
+    "9e0142",
+    "d53e4f",
+    "f46d43",
+    "fdae61",
+    "fee08b",
+    "ffffbf",
+    "e6f598",
+    "abdda4",
+    "66c2a5",
+    "3288bd",
+    "5e4fa2",
+)
 SIDE_BY_SIDE_GAP = 50  # white columns between image and depth in the official run.py
 
 

@@ -39,8 +39,12 @@ def test_official_layout_matches_the_released_vits_checkpoint(vits_official: Pat
     expected = json.loads((FIXTURES / "official_vits_keys.json").read_text())
     saved = torch.load(vits_official, weights_only=True)
     assert {k: list(v.shape) for k, v in saved.items()} == expected
-    for key in ("pretrained.blocks.0.attn.qkv.weight", "pretrained.blocks.0.ls1.gamma",
-                "pretrained.mask_token", "depth_head.scratch.refinenet1.out_conv.weight"):
+    for key in (
+        "pretrained.blocks.0.attn.qkv.weight",
+        "pretrained.blocks.0.ls1.gamma",
+        "pretrained.mask_token",
+        "depth_head.scratch.refinenet1.out_conv.weight",
+    ):
         assert key in saved
 
 
@@ -87,8 +91,9 @@ def test_wrong_encoder_size_is_a_clear_error(vits_official: Path) -> None:
 
 
 def test_vitg_weights_use_the_official_swiglu_names(tmp_path: Path) -> None:
-    model = DepthAnything(encoder="custom", embed_dim=48, depth=4, num_heads=2, swiglu=True, features=16,
-                          out_channels=(8, 16, 32, 48))
+    model = DepthAnything(
+        encoder="custom", embed_dim=48, depth=4, num_heads=2, swiglu=True, features=16, out_channels=(8, 16, 32, 48)
+    )
     model.save_checkpoint(tmp_path / "depth_anything_v2_custom.pth", format="official")
     saved = torch.load(tmp_path / "depth_anything_v2_custom.pth", weights_only=True)
     assert "pretrained.blocks.0.mlp.w12.weight" in saved and "pretrained.blocks.0.mlp.w3.weight" in saved
@@ -126,8 +131,15 @@ class TinyDepthModule(L.LightningModule):
 
 def test_lightning_checkpoint_loads_the_trained_model(tmp_path: Path) -> None:
     module = TinyDepthModule()
-    trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_steps=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(module, torch.utils.data.DataLoader(torch.randn(4, 3, 28, 42), batch_size=2))
     trainer.save_checkpoint(tmp_path / "last.ckpt")
     loaded = DepthAnything.from_checkpoint(tmp_path / "last.ckpt")
@@ -147,8 +159,9 @@ def test_dinov2_backbone_initialises_the_encoder_only(tmp_path: Path) -> None:
     torch.save(backbone, tmp_path / "dinov2_custom14_pretrain.pth")
     with pytest.raises(CheckpointError, match="DINOv2 backbone.*version="):
         DepthAnything.from_checkpoint(tmp_path / "dinov2_custom14_pretrain.pth")
-    model = DepthAnything.from_checkpoint(tmp_path / "dinov2_custom14_pretrain.pth", version="v2", num_heads=2,
-                                          features=16, out_channels=(8, 16, 32, 32))
+    model = DepthAnything.from_checkpoint(
+        tmp_path / "dinov2_custom14_pretrain.pth", version="v2", num_heads=2, features=16, out_channels=(8, 16, 32, 32)
+    )
     for key, value in source.pretrained.state_dict().items():
         assert torch.equal(model.pretrained.state_dict()[key], value), key
     assert not torch.equal(model.depth_head.projects[0].weight, source.depth_head.projects[0].weight)
@@ -166,9 +179,15 @@ def test_missing_and_unexpected_keys_are_all_reported(vits_official: Path, tmp_p
     with pytest.raises(CheckpointError) as err:
         DepthAnything.from_checkpoint(tmp_path / "depth_anything_v2_vits.pth")
     message = str(err.value)
-    for expected in ("missing keys (2)", "pretrained.blocks.3.ls1.gamma", "depth_head.scratch.output_conv1.bias",
-                     "unexpected keys (1)", "depth_head.extra.weight",
-                     "shape mismatches (1)", "depth_head.projects.0.bias: checkpoint (7,) vs model (48,)"):
+    for expected in (
+        "missing keys (2)",
+        "pretrained.blocks.3.ls1.gamma",
+        "depth_head.scratch.output_conv1.bias",
+        "unexpected keys (1)",
+        "depth_head.extra.weight",
+        "shape mismatches (1)",
+        "depth_head.projects.0.bias: checkpoint (7,) vs model (48,)",
+    ):
         assert expected in message
 
 

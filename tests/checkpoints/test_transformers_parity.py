@@ -90,8 +90,16 @@ def test_official_interpolation_equals_transformers_at_the_native_grid(hf_pair) 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_anydepth_to_hf_parity(tmp_path: Path, version: str) -> None:
-    ours = DepthAnything(encoder="custom", version=version, embed_dim=48, depth=8, num_heads=2,
-                         features=16, out_channels=(8, 16, 32, 48), pos_embed_interpolation="size")
+    ours = DepthAnything(
+        encoder="custom",
+        version=version,
+        embed_dim=48,
+        depth=8,
+        num_heads=2,
+        features=16,
+        out_channels=(8, 16, 32, 48),
+        pos_embed_interpolation="size",
+    )
     ours = lift_output_(perturb_(ours, std=0.1)).eval()
     ours.save_checkpoint(tmp_path / "hf", format="hf")
     hf = transformers.DepthAnythingForDepthEstimation.from_pretrained(tmp_path / "hf").eval()
@@ -108,11 +116,21 @@ def test_anydepth_to_hf_parity(tmp_path: Path, version: str) -> None:
 
 def test_swiglu_encoder_converts_both_ways(tmp_path: Path) -> None:
     """vitg-style SwiGLU FFN: transformers' packed weights_in/weights_out <-> timm's fc1/fc2."""
-    backbone = transformers.Dinov2Config(hidden_size=48, num_hidden_layers=4, num_attention_heads=2,
-                                         out_indices=[1, 2, 3, 4], use_swiglu_ffn=True, image_size=518,
-                                         reshape_hidden_states=False)
-    config = transformers.DepthAnythingConfig(backbone_config=backbone.to_dict(), reassemble_hidden_size=48,
-                                              neck_hidden_sizes=[8, 16, 32, 48], fusion_hidden_size=16)
+    backbone = transformers.Dinov2Config(
+        hidden_size=48,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        out_indices=[1, 2, 3, 4],
+        use_swiglu_ffn=True,
+        image_size=518,
+        reshape_hidden_states=False,
+    )
+    config = transformers.DepthAnythingConfig(
+        backbone_config=backbone.to_dict(),
+        reassemble_hidden_size=48,
+        neck_hidden_sizes=[8, 16, 32, 48],
+        fusion_hidden_size=16,
+    )
     hf = lift_output_(perturb_(transformers.DepthAnythingForDepthEstimation(config), std=0.1)).eval()
     hf.save_pretrained(tmp_path / "in")
     ours = DepthAnything.from_checkpoint(tmp_path / "in", version="v1").eval()

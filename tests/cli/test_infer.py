@@ -29,9 +29,14 @@ skdata = pytest.importorskip("skimage.data")
 INPUT_SIZE = 56
 GAP = 50
 TINY = {
-    "encoder": "custom", "version": "v2", "embed_dim": 32, "depth": 4, "num_heads": 2, "features": 16,
+    "encoder": "custom",
+    "version": "v2",
+    "embed_dim": 32,
+    "depth": 4,
+    "num_heads": 2,
+    "features": 16,
     "out_channels": (8, 16, 32, 32),
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")
@@ -257,22 +262,39 @@ def test_infer_user_errors(tiny, photos, tmp_path: Path, capsys: pytest.CaptureF
         assert err.startswith("anydepth infer: error: ") and message in err, err
         assert "Traceback" not in err
     if not torch.cuda.is_available():
-        assert main(["infer", "--checkpoint", str(ckpt), "--input", str(root), "--output", str(tmp_path / "o"),
-                     "--device", "cuda"]) == 2  # fmt: skip
+        assert (
+            main(
+                [
+                    "infer",
+                    "--checkpoint",
+                    str(ckpt),
+                    "--input",
+                    str(root),
+                    "--output",
+                    str(tmp_path / "o"),
+                    "--device",
+                    "cuda",
+                ]
+            )
+            == 2
+        )
         assert "CUDA is not available" in capsys.readouterr().err
     assert main(["infer", "--input", str(root)]) == 2  # argparse usage error
     assert "--checkpoint" in capsys.readouterr().err
 
 
 def test_convert_writes_each_format_and_keeps_the_model(tmp_path: Path) -> None:
-    source = DepthAnything(version="v1", encoder="custom", embed_dim=32, depth=4, num_heads=2, features=16,
-                           out_channels=(8, 16, 32, 32))
+    source = DepthAnything(
+        version="v1", encoder="custom", embed_dim=32, depth=4, num_heads=2, features=16, out_channels=(8, 16, 32, 32)
+    )
     source.save_checkpoint(tmp_path / "src.ckpt", format="anydepth")
     x = torch.randn(1, 3, 42, 56)
-    for fmt, out in (("hf", tmp_path / "hf"), ("official", tmp_path / "depth_anything_tiny.pth"),
-                     ("anydepth", tmp_path / "copy.ckpt")):
-        assert main(["convert", "--checkpoint", str(tmp_path / "src.ckpt"), "--format", fmt,
-                     "--output", str(out)]) == 0
+    for fmt, out in (
+        ("hf", tmp_path / "hf"),
+        ("official", tmp_path / "depth_anything_tiny.pth"),
+        ("anydepth", tmp_path / "copy.ckpt"),
+    ):
+        assert main(["convert", "--checkpoint", str(tmp_path / "src.ckpt"), "--format", fmt, "--output", str(out)]) == 0
         kwargs = {"version": "v1", "num_heads": 2} if fmt == "official" else {}
         loaded = DepthAnything.from_checkpoint(out, **kwargs).eval()
         with torch.inference_mode():
@@ -281,7 +303,11 @@ def test_convert_writes_each_format_and_keeps_the_model(tmp_path: Path) -> None:
 
 def test_convert_reports_a_bad_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "junk.pth").write_bytes(b"\x00" * 64)
-    assert main(["convert", "--checkpoint", str(tmp_path / "junk.pth"), "--format", "hf",
-                 "--output", str(tmp_path / "hf")]) == 2
+    assert (
+        main(
+            ["convert", "--checkpoint", str(tmp_path / "junk.pth"), "--format", "hf", "--output", str(tmp_path / "hf")]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("anydepth convert: error: cannot read checkpoint") and "Traceback" not in err

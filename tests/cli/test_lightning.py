@@ -36,26 +36,36 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[st
     root = tmp / "data"
     fabricate_benchmark(root, "nyuv2", 2, per_shard=2, seed=0)
     fabricate_benchmark(root, "kitti", 3, per_shard=1, seed=1)
-    reference = evaluate(ckpt, BENCHMARKS, root, input_size=INPUT_SIZE, num_workers=0, accelerator="cpu",
-                         progress=False)  # fmt: skip
+    reference = evaluate(
+        ckpt, BENCHMARKS, root, input_size=INPUT_SIZE, num_workers=0, accelerator="cpu", progress=False
+    )
     return ckpt, root, reference
 
 
 def cli_args(ckpt: Path, root: Path, out: Path, *extra: str, benchmarks: str = "[nyuv2,kitti]") -> list[str]:
     """``anydepth test`` with the shipped config on the fabricated data; outputs under ``out``."""
     return [
-        "test", "--config", str(CONFIG),
-        "--model.init_args.checkpoint", str(ckpt),
-        "--model.init_args.output", str(out / "metrics.json"),
-        "--data.init_args.data_root", str(root),
-        "--data.init_args.benchmarks", benchmarks,
-        "--data.init_args.input_size", str(INPUT_SIZE),
-        "--data.init_args.num_workers", "0",
-        "--trainer.accelerator", "cpu",
-        "--trainer.default_root_dir", str(out / "run"),
+        "test",
+        "--config",
+        str(CONFIG),
+        "--model.init_args.checkpoint",
+        str(ckpt),
+        "--model.init_args.output",
+        str(out / "metrics.json"),
+        "--data.init_args.data_root",
+        str(root),
+        "--data.init_args.benchmarks",
+        benchmarks,
+        "--data.init_args.input_size",
+        str(INPUT_SIZE),
+        "--data.init_args.num_workers",
+        "0",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.default_root_dir",
+        str(out / "run"),
         *extra,
-    ]  # fmt: skip
-
+    ]
 
 
 def assert_same_metrics(got: dict, expected: dict, rel: float) -> None:
@@ -139,7 +149,7 @@ def test_user_errors_are_one_line(
     capsys.readouterr()
     # fewer shards (4) than devices: one message before any DDP process starts
     assert main(cli_args(ckpt, root, tmp_path, "--trainer.strategy", "ddp", "--trainer.devices", "5")) == 2
-    assert "anydepth test: error: 4 benchmark shard(s) for 5 devices" in capsys.readouterr().err
+    assert "anydepth test: error: benchmarks nyuv2, kitti hold 4 shard(s) for 5 ranks" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -147,13 +157,29 @@ def test_ddp_two_processes_match_single_process(setup: tuple[Path, Path, dict], 
     """A real ``--trainer.strategy ddp --trainer.devices 2`` run on CPU (gloo) in a subprocess: every shard read by
     one rank, metric states summed across ranks, so the metrics are the single-process ones."""
     ckpt, root, reference = setup
-    args = cli_args(ckpt, root, tmp_path, "--trainer.strategy", "ddp", "--trainer.devices", "2",
-                     "--trainer.callbacks=[]", "--trainer.enable_progress_bar", "false")  # fmt: skip
+    args = cli_args(
+        ckpt,
+        root,
+        tmp_path,
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.callbacks=[]",
+        "--trainer.enable_progress_bar",
+        "false",
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     env.pop("MASTER_PORT", None)  # Lightning picks a free port
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "anydepth.cli", *args], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "anydepth.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     elapsed = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Starting with 2 processes" in proc.stderr, proc.stderr[-4000:]

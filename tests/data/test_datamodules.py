@@ -155,8 +155,9 @@ def test_mixed_datamodule_has_one_to_two_ratio(data: dict, workers: int) -> None
         check_train_batch(batch["labeled"], 2)
         check_train_batch(batch["unlabeled"], 4)
         assert batch["unlabeled"]["label_kind"] == ["relative_disparity"] * 4
-    unlabeled = MixedDataModule([data["labeled"][0]], [data["unlabeled"][0]], labeled_batch_size=1, ratio=2,
-                                num_workers=workers, size=S)
+    unlabeled = MixedDataModule(
+        [data["labeled"][0]], [data["unlabeled"][0]], labeled_batch_size=1, ratio=2, num_workers=workers, size=S
+    )
     for batch, _, _ in unlabeled.train_dataloader():
         check_train_batch(batch["labeled"], 1)
         check_train_batch(batch["unlabeled"], 2, labeled=False)
@@ -167,8 +168,9 @@ def test_ranks_read_disjoint_shards_without_resampling(data: dict, workers: int)
     directory, keys = data["uneven"]
     seen = []
     for rank in (0, 1):
-        dm = LabeledDataModule([directory], batch_size=2, num_workers=workers, size=S, resampled=False,
-                               rank=rank, world_size=2)
+        dm = LabeledDataModule(
+            [directory], batch_size=2, num_workers=workers, size=S, resampled=False, rank=rank, world_size=2
+        )
         loader = dm.train_dataloader()
         rank_keys = keys_of(loader)
         assert len(rank_keys) == len(set(rank_keys)) and len(list(loader)) == len(loader)
@@ -223,9 +225,7 @@ def write_broken_shard(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("workers", WORKERS)
-def test_broken_samples_are_skipped_and_logged(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, workers: int
-) -> None:
+def test_broken_samples_are_skipped_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture, workers: int) -> None:
     good = write_broken_shard(tmp_path / "broken-0.tar")
     (tmp_path / "broken-1.tar").write_bytes(b"this is not a tar file" * 100)
     dm = EvalDataModule([str(tmp_path / "broken-{0..1}.tar")], num_workers=workers, size=S)
@@ -285,8 +285,15 @@ def test_trainer_fit_with_mixed_datamodule(data: dict, tmp_path: Path) -> None:
     """The Trainer drives the epoch (trainer.current_epoch seeds each pass) and sizes epochs from len()."""
     dm = MixedDataModule([data["labeled"][0]], [data["pseudo"][0]], labeled_batch_size=2, num_workers=0, size=S)
     module = _Recorder()
-    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(module, datamodule=dm)
     per_epoch = len(data["pseudo"][1]) // 4
     assert trainer.num_training_batches == per_epoch and len(module.steps) == 2 * per_epoch

@@ -1,6 +1,5 @@
 """Worker transforms: nearest-neighbour label resizing, disparity normalisation, train / eval crops and sizes."""
 
-
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +35,9 @@ def test_train_transform_never_blends_invalid_into_valid() -> None:
     exactly {0, 1} (a blended value would land in between) and every invalid pixel stays masked."""
     rng = np.random.default_rng(0)
     label = rng.choice(np.array([0.0, 1.0, 3.0], np.float32), size=(37, 53))
-    sample = Sample(key="k", image=rng.integers(0, 256, (37, 53, 3), dtype=np.uint8), label=label,
-                    meta={"label_kind": "disparity"})
+    sample = Sample(
+        key="k", image=rng.integers(0, 256, (37, 53, 3), dtype=np.uint8), label=label, meta={"label_kind": "disparity"}
+    )
     for seed in range(5):
         out = TrainTransform(S)(sample, np.random.default_rng(seed))
         assert set(out["label"][out["mask"]].unique().tolist()) == {0.0, 1.0}

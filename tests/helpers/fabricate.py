@@ -346,8 +346,17 @@ def kitti_frame(root: Path, drive: str, camera: str, frame: int, gt: bool = True
     write_image(root / "raw" / date / drive / camera / "data" / f"{frame:010d}.png", seed, h, w)
     values = kitti_gt(seed, h, w)
     if gt:
-        write_png16(root / "data_depth_annotated" / folder / drive / "proj_depth" / "groundtruth" / camera
-                    / f"{frame:010d}.png", values)  # fmt: skip
+        write_png16(
+            root
+            / "data_depth_annotated"
+            / folder
+            / drive
+            / "proj_depth"
+            / "groundtruth"
+            / camera
+            / f"{frame:010d}.png",
+            values,
+        )
     return values
 
 
@@ -355,8 +364,13 @@ def kitti(root: Path) -> int:
     """``kitti``: eigen_test_files.txt (Monodepth2 format) listing drive 0002 frames 69, 70 (left) and drive 0016 frame
     3 left and right; raw frame 5 of drive 0002 and its ground truth exist but are not listed."""
     a, b = KITTI_DRIVES
-    for drive, camera, frame in ((a, "image_02", 69), (a, "image_02", 70), (a, "image_02", 5),
-                                 (b, "image_02", 3), (b, "image_03", 3)):  # fmt: skip
+    for drive, camera, frame in (
+        (a, "image_02", 69),
+        (a, "image_02", 70),
+        (a, "image_02", 5),
+        (b, "image_02", 3),
+        (b, "image_03", 3),
+    ):
         kitti_frame(root, drive, camera, frame)
     lines = [f"2011_09_26/{a} 69 l", f"2011_09_26/{a} 70 l", f"2011_09_30/{b} 3 l", f"2011_09_30/{b} 3 r"]
     (root / "eigen_test_files.txt").write_text("\n".join(lines) + "\n")

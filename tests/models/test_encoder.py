@@ -32,9 +32,7 @@ def keys_cubic(src: torch.Tensor, a: float = -0.75) -> torch.Tensor:
     out = torch.zeros_like(src)
     for k in range(-1, 3):
         t = (src - (base + k)).abs()
-        w = torch.where(
-            t <= 1, (a + 2) * t**3 - (a + 3) * t**2 + 1, a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a
-        )
+        w = torch.where(t <= 1, (a + 2) * t**3 - (a + 3) * t**2 + 1, a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a)
         out += w * (base + k)
     return out
 
@@ -93,9 +91,7 @@ def test_input_not_multiple_of_patch_size_is_a_clear_error() -> None:
         ("vitg", 1536, 40, 24, (8192, 1536), (1536, 4096)),  # SwiGLU: packed 2 x 4096
     ],
 )
-def test_official_encoder_sizes(
-    encoder: str, width: int, blocks: int, heads: int, fc1: tuple, fc2: tuple
-) -> None:
+def test_official_encoder_sizes(encoder: str, width: int, blocks: int, heads: int, fc1: tuple, fc2: tuple) -> None:
     with torch.device("meta"):
         model = DepthAnything(encoder)
     sd = model.state_dict()

@@ -133,10 +133,29 @@ def test_flip_tta_through_the_cli_parser(
     setup: tuple[Path, Path, torch.nn.Module, Path, Manifest], tmp_path: Path
 ) -> None:
     inputs, ckpt, model, plain, _ = setup
-    assert main([
-        "pseudo-label", "--checkpoint", str(ckpt), "--input", str(inputs), "--out", str(tmp_path / "flip"),
-        "--input-size", str(INPUT_SIZE), "--flip-tta", "--num-workers", "0", "--accelerator", "cpu", "--devices", "1",
-    ]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "pseudo-label",
+                "--checkpoint",
+                str(ckpt),
+                "--input",
+                str(inputs),
+                "--out",
+                str(tmp_path / "flip"),
+                "--input-size",
+                str(INPUT_SIZE),
+                "--flip-tta",
+                "--num-workers",
+                "0",
+                "--accelerator",
+                "cpu",
+                "--devices",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert Manifest.load(tmp_path / "flip").extra["flip_tta"] is True
     flipped, unflipped = read_records(tmp_path / "flip"), read_records(plain)
     for key, record in flipped.items():
@@ -191,11 +210,14 @@ def test_unreadable_samples_do_not_block_completion(
     out = tmp_path / "pseudo"
     manifest = pseudo_label(ckpt, [str(broken)], out, **RUN)
     assert [(s.name, s.samples) for s in manifest.shards] == [
-        ("shard-000000.tar", 1), ("shard-000001.tar", 2), ("shard-000002.tar", 2)
-    ]  # fmt: skip
+        ("shard-000000.tar", 1),
+        ("shard-000001.tar", 2),
+        ("shard-000002.tar", 2),
+    ]
     assert [s["reason"] for s in manifest.skipped] == [
-        "1 of its 2 samples unreadable (see the log)", "none of its 1 samples was readable (see the log)"
-    ]  # fmt: skip
+        "1 of its 2 samples unreadable (see the log)",
+        "none of its 1 samples was readable (see the log)",
+    ]
     assert json.loads((out / "shard-000003.json").read_text())["samples"] == 0
     assert verify_shards(out).ok
     again = pseudo_label(ckpt, [str(broken)], out, **RUN)  # finished: nothing is retried
@@ -215,6 +237,13 @@ def test_input_and_checkpoint_errors(setup: tuple[Path, Path, torch.nn.Module, P
         pseudo_label(ckpt, [str(inputs), str(inputs / "shard-000000.tar")], tmp_path / "out", **RUN)
     with pytest.raises(CheckpointError):
         pseudo_label(tmp_path / "missing.pth", [str(inputs)], tmp_path / "out", **RUN)
+    for setting, match in (
+        ("input_size", "input_size must be at least 14"),
+        ("batch_size", "batch_size must be at least 1"),
+        ("num_workers", "num_workers must be >= 0"),
+    ):
+        with pytest.raises(PseudoLabelError, match=match):  # anydepth.prediction.check_prediction_settings
+            pseudo_label(ckpt, [str(inputs)], tmp_path / "out", **{**RUN, setting: -1})
     assert not (tmp_path / "out").exists()
 
 
@@ -222,8 +251,14 @@ def test_relabel_record_keeps_every_other_byte() -> None:
     image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     sky = np.zeros((20, 30), bool)
     sky[:4] = True
-    sample = Sample("a", image, np.ones((20, 30), np.float32), np.ones((20, 30), bool), sky,
-                    {"source": "x", "label_kind": "depth", "original_size": [40, 60]})  # fmt: skip
+    sample = Sample(
+        "a",
+        image,
+        np.ones((20, 30), np.float32),
+        np.ones((20, 30), bool),
+        sky,
+        {"source": "x", "label_kind": "depth", "original_size": [40, 60]},
+    )
     record = {**encode_sample(sample), "__url__": "in.tar"}
     new_label = np.linspace(0, 1, 600, dtype=np.float32).reshape(20, 30)
     out = relabel_record(decode_sample(record).record, new_label, "relative_disparity", None, "float16")
@@ -266,8 +301,14 @@ def test_ddp_two_processes(setup: tuple[Path, Path, torch.nn.Module, Path, Manif
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     env.pop("MASTER_PORT", None)  # Lightning picks a free port
     env.pop("LOCAL_RANK", None)
-    proc = subprocess.run([sys.executable, str(script), str(ckpt), str(inputs), str(out)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(script), str(ckpt), str(inputs), str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     log = proc.stderr
     for rank, shards in ((0, (0, 2)), (1, (1, 3))):  # pending shards dealt round-robin

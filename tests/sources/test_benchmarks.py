@@ -18,21 +18,13 @@ from PIL import Image
 
 from anydepth.shards.schema import Sample, decode_sample, encode_sample, validate_sample
 from anydepth.sources import SourceError, get_source
-from anydepth.sources.benchmarks import (
-    BenchmarkSource,
-    DDADSource,
-    DIODEIndoorSource,
-    DIODEOutdoorSource,
-    DIODESource,
-    ETH3DSource,
-    KITTISource,
-    NYUv2Source,
-    SintelSource,
-    read_dpt,
-    read_eth3d_depth,
-    read_mat_v5,
-    read_npz_depth,
-)
+from anydepth.sources.benchmarks import BenchmarkSource
+from anydepth.sources.benchmarks.ddad import DDADSource
+from anydepth.sources.benchmarks.diode import DIODEIndoorSource, DIODEOutdoorSource, DIODESource
+from anydepth.sources.benchmarks.eth3d import ETH3DSource
+from anydepth.sources.benchmarks.kitti import KITTISource
+from anydepth.sources.benchmarks.nyuv2 import NYUv2Source
+from anydepth.sources.benchmarks.sintel import SintelSource
 
 from helpers.fabricate import (
     DIODE_SCANS,
@@ -53,11 +45,9 @@ from helpers.fabricate import (
     nyu_arrays,
     ramp,
     rgb,
-    write_dpt,
     write_image,
     write_mat_v5,
     write_npy,
-    write_nyu_mat,
 )
 
 KINDS = ("nyuv2", "kitti", "sintel", "ddad", "eth3d", "diode-indoor", "diode-outdoor")
@@ -105,74 +95,6 @@ def test_registered_and_readable(kind: str, tmp_path: Path) -> None:
     sample = next(iter(samples.values()))
     roundtrip = decode_sample(encode_sample(sample, image_format="png"))
     assert roundtrip.meta == sample.meta and np.array_equal(roundtrip.label, sample.label)
-
-
-# ------------------------------------------------------------------------------------------- file readers
-
-
-@pytest.mark.parametrize("compress", [True, False])
-@pytest.mark.parametrize("big_endian", [False, True])
-@pytest.mark.parametrize("storage", ["u1", "i4", "f8"])
-def test_read_mat_v5(tmp_path: Path, compress: bool, big_endian: bool, storage: str) -> None:
-    grid = np.array([[1, 2, 3], [4, 5, 6]])  # column-major on disk: 1 4 2 5 3 6
-    column = np.array([[7], [9], [11], [250]])
-    path = tmp_path / "splits.mat"
-    arrays = {"grid": grid, "testNdxs": column, "x": np.array([[5]])}  # "x": small-format name and data elements
-    write_mat_v5(path, arrays, storage, compress, big_endian, strings={"note": "not numeric"})
-    read = read_mat_v5(path)
-    assert set(read) == {"grid", "testNdxs", "x"}  # the char variable is skipped
-    for name, expected in arrays.items():
-        assert read[name].shape == expected.shape
-        np.testing.assert_array_equal(read[name], expected)
-        assert read[name].dtype == np.dtype(storage).newbyteorder("=")
-
-
-def test_read_mat_v5_errors(tmp_path: Path) -> None:
-    path = tmp_path / "a.mat"
-    path.write_bytes(b"not a mat file")
-    with pytest.raises(ValueError, match="not a MATLAB v5"):
-        read_mat_v5(path)
-    write_mat_v5(path, {"testNdxs": np.arange(40)[:, None]}, compress=False)
-    path.write_bytes(path.read_bytes()[:-20])
-    with pytest.raises(ValueError, match="truncated"):
-        read_mat_v5(path)
-    write_nyu_mat(tmp_path / "v73.mat", *nyu_arrays())  # HDF5 behind a MATLAB 7.3 header
-    data = bytearray((tmp_path / "v73.mat").read_bytes())
-    data[124:128] = b"\x00\x02IM"  # what MATLAB writes at the end of a v7.3 header
-    (tmp_path / "v73.mat").write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="v7.3"):
-        read_mat_v5(tmp_path / "v73.mat")
-
-
-def test_read_dpt(tmp_path: Path) -> None:
-    depth = ramp(3.0)[:, :-3]  # 20 x 27
-    write_dpt(tmp_path / "a.dpt", depth)
-    read = read_dpt(tmp_path / "a.dpt")
-    assert read.shape == (20, 27) and read.dtype == np.float32
-    np.testing.assert_array_equal(read, depth)
-    assert (tmp_path / "a.dpt").read_bytes()[:4] == b"PIEH"  # 202021.25 as little-endian float32 (as in .flo)
-    (tmp_path / "b.dpt").write_bytes(b"PIEX" + (tmp_path / "a.dpt").read_bytes()[4:])
-    with pytest.raises(ValueError, match="not a Sintel"):
-        read_dpt(tmp_path / "b.dpt")
-    (tmp_path / "c.dpt").write_bytes((tmp_path / "a.dpt").read_bytes()[:-4])
-    with pytest.raises(ValueError, match="need"):
-        read_dpt(tmp_path / "c.dpt")
-
-
-def test_read_eth3d_depth_and_npz(tmp_path: Path) -> None:
-    depth = eth3d_depth(2.0, 6, 4)
-    depth.astype("<f4").tofile(tmp_path / "DSC_0001.JPG")
-    read = read_eth3d_depth(tmp_path / "DSC_0001.JPG", (6, 4))
-    finite = np.isfinite(depth)
-    np.testing.assert_array_equal(read[finite], depth[finite])
-    assert not read[~finite].any() and (~finite).sum() == 12
-    with pytest.raises(ValueError, match="96 bytes, but the image is 4x7"):
-        read_eth3d_depth(tmp_path / "DSC_0001.JPG", (4, 7))
-    np.savez(tmp_path / "a.npz", other=depth, velodyne_depth=depth[None])
-    assert read_npz_depth(tmp_path / "a.npz").shape == (6, 4)
-    np.savez(tmp_path / "b.npz", other=depth)
-    with pytest.raises(ValueError, match="velodyne_depth.*other"):
-        read_npz_depth(tmp_path / "b.npz")
 
 
 # ------------------------------------------------------------------------------------------- NYUv2

@@ -102,9 +102,15 @@ def test_build_writes_shards_and_manifest(data: Path, tmp_path: Path) -> None:
     assert (manifest.source, manifest.label_kind, manifest.synthetic, manifest.skipped) == ("fake", "depth", False, [])
     assert manifest.builder_version == anydepth.__version__
     assert manifest.settings == {
-        "source": "fake", "split": None, "max_side": None, "samples_per_shard": 4, "seed": 3,
-        "image_format": "png", "label_dtype": "float32", "source_kwargs": {},
-    }  # fmt: skip
+        "source": "fake",
+        "split": None,
+        "max_side": None,
+        "samples_per_shard": 4,
+        "seed": 3,
+        "image_format": "png",
+        "label_dtype": "float32",
+        "source_kwargs": {},
+    }
     assert Manifest.load(out).to_dict() == manifest.to_dict()
     assert not list(out.glob("*.tmp"))
     # order: sorted keys shuffled by the seed, cut into shards
@@ -176,9 +182,13 @@ def test_downscale_sample_masks_and_existing_scale() -> None:
     rng = np.random.default_rng(0)
     mask = rng.random((9, 6)) > 0.5
     sample = Sample(
-        key="k", image=rng.integers(0, 256, (9, 6, 3), dtype=np.uint8), label=rng.random((9, 6)).astype(np.float32),
-        mask=mask, sky=~mask, meta={"label_kind": "depth", "scale": 0.5, "original_size": [18, 12]},
-    )  # fmt: skip
+        key="k",
+        image=rng.integers(0, 256, (9, 6, 3), dtype=np.uint8),
+        label=rng.random((9, 6)).astype(np.float32),
+        mask=mask,
+        sky=~mask,
+        meta={"label_kind": "depth", "scale": 0.5, "original_size": [18, 12]},
+    )
     small = downscale_sample(sample, 3)
     assert small.image.shape == (3, 2, 3) and small.mask.dtype == bool and small.sky.shape == (3, 2)
     np.testing.assert_array_equal(small.mask, mask[1::3, 1::3])
@@ -270,8 +280,12 @@ def test_resume_after_a_crash_reuses_complete_shards(
         build_shards("fake", data, out, samples_per_shard=3, seed=5)
     monkeypatch.setattr(FakeSource, "load", original)
     assert {p.name for p in out.iterdir()} == {
-        "build.json", "shard-000000.tar", "shard-000000.json", "shard-000001.tar", "shard-000001.json",
-    }  # fmt: skip  # no manifest, no half shard
+        "build.json",
+        "shard-000000.tar",
+        "shard-000000.json",
+        "shard-000001.tar",
+        "shard-000001.json",
+    }  # no manifest, no half shard
     # what a hard kill (SIGKILL) can leave on top: a temporary file, a renamed tar without its record
     (out / "shard-000002.tar.tmp").write_bytes(b"half a shard")
     (out / "shard-000003.tar").write_bytes(b"renamed, but no completion record")

@@ -11,17 +11,8 @@ from PIL import Image
 
 from anydepth.shards.schema import decode_sample, encode_sample, validate_sample
 from anydepth.sources import SourceError, get_source
-from anydepth.sources.demo import (
-    Box,
-    Camera,
-    DemoEvalSource,
-    DemoTrainSource,
-    DemoUnlabeledSource,
-    Material,
-    Scene,
-    Sphere,
-    render_scene,
-)
+from anydepth.sources.demo import DemoEvalSource, DemoTrainSource, DemoUnlabeledSource
+from anydepth.sources.demo.raycast import Box, Camera, Material, Scene, Sphere, render_scene
 
 pytest.importorskip("skimage")  # the photos and the Middlebury pair ship in the scikit-image wheel
 SMALL = (60, 80)
@@ -146,16 +137,23 @@ def test_ground_plane_depth_is_exact(root: Path, index: int) -> None:
     expected = height * f / (rows - cy + 1e-12)
     near = (rows > cy) & (expected < 40)  # rows well inside the ground (which ends 80 m from the camera)
     assert near.sum() > 20
-    np.testing.assert_allclose(sample.label[near], np.broadcast_to(expected[near, None], (near.sum(), 160)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(sample.label[near], np.broadcast_to(expected[near, None], (near.sum(), 160)), rtol=1e-6)
     assert np.all(sample.sky[rows <= cy]) and not sample.sky[near].any()
 
 
 def _hand_scene(light: tuple[float, float, float] = (0.0, 1.0, 1.0)) -> Scene:
     grey = Material(kind="plain", color_a=(0.5, 0.5, 0.5))
-    return Scene(camera=Camera(height=1.5, pitch_deg=0.0, yaw_deg=0.0, hfov_deg=60.0), ground=grey,
-                 wall_distance=10.0, wall_height=5.0, wall=grey, boxes=(Box((-1.0, 0.0, 4.0), (1.0, 2.0, 5.0), grey),),
-                 spheres=(Sphere((3.0, 1.0, 6.0), 0.8, grey),), light_dir=light, fog_distance=None)
+    return Scene(
+        camera=Camera(height=1.5, pitch_deg=0.0, yaw_deg=0.0, hfov_deg=60.0),
+        ground=grey,
+        wall_distance=10.0,
+        wall_height=5.0,
+        wall=grey,
+        boxes=(Box((-1.0, 0.0, 4.0), (1.0, 2.0, 5.0), grey),),
+        spheres=(Sphere((3.0, 1.0, 6.0), 0.8, grey),),
+        light_dir=light,
+        fog_distance=None,
+    )
 
 
 def test_nearer_objects_occlude_and_depths_are_exact() -> None:

@@ -43,13 +43,22 @@ from helpers.lightning_modules import RandomImages, TinyDepthModule
 ROOT = REPO_ROOT
 TRAINER = ROOT / "configs" / "trainer"
 SLURM_SCRIPTS = sorted((ROOT / "configs" / "slurm").glob("*.sbatch"))
-BORING = ["--model=lightning.pytorch.demos.boring_classes.BoringModel",
-          "--data=lightning.pytorch.demos.boring_classes.BoringDataModule", "--trainer.logger=false"]  # fmt: skip
+BORING = [
+    "--model=lightning.pytorch.demos.boring_classes.BoringModel",
+    "--data=lightning.pytorch.demos.boring_classes.BoringDataModule",
+    "--trainer.logger=false",
+]
 SLURM_ENV = {
-    "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "1", "SLURM_NODEID": "0",
-    "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "anydepth-teacher",
+    "SLURM_NTASKS": "1",
+    "SLURM_NTASKS_PER_NODE": "1",
+    "SLURM_NNODES": "1",
+    "SLURM_NODEID": "0",
+    "SLURM_PROCID": "0",
+    "SLURM_LOCALID": "0",
+    "SLURM_JOB_ID": "4242",
+    "SLURM_JOB_NAME": "anydepth-teacher",
     "SLURM_NODELIST": "gpu[01-02]",
-}  # fmt: skip
+}
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:LightningCLI's args parameter", "ignore:No seed found", "ignore::FutureWarning"
@@ -66,9 +75,14 @@ class ParseOnlyCLI(LightningCLI):
 def cli(*args: str, build: bool = True) -> LightningCLI:
     """LightningCLI as ``anydepth fit`` sets it up (any model/data class path), without running a subcommand."""
     return (LightningCLI if build else ParseOnlyCLI)(
-        LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
-        save_config_callback=None, run=False, args=list(args),
-    )  # fmt: skip
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_callback=None,
+        run=False,
+        args=list(args),
+    )
 
 
 def build_strategy(config: Namespace) -> Strategy:
@@ -106,14 +120,25 @@ def test_trainer_config_parses(name: str) -> None:
 
 @pytest.mark.parametrize("stage", ["teacher", "student"])
 def test_trainer_configs_compose_with_stage_configs(stage: str) -> None:
-    """The sbatch scripts' command line parses: hardware config + stage config + SLURM and data overrides."""
+    """The sbatch scripts' command line parses: hardware config + stage config + model preset + SLURM and data
+    overrides."""
     shards = "labeled_shards" if stage == "student" else "train_shards"
     for name in ("ddp", "fsdp"):
         config = cli(
-            "--config", str(TRAINER / f"{name}.yaml"), "--config", str(ROOT / "configs" / stage / "vits.yaml"),
-            "--trainer.num_nodes", "2", "--trainer.devices", "4", f"--data.init_args.{shards}", "[a,b]",
+            "--config",
+            str(TRAINER / f"{name}.yaml"),
+            "--config",
+            str(ROOT / "configs" / "stages" / f"{stage}.yaml"),
+            "--config",
+            str(ROOT / "configs" / "model" / "vits.yaml"),
+            "--trainer.num_nodes",
+            "2",
+            "--trainer.devices",
+            "4",
+            f"--data.init_args.{shards}",
+            "[a,b]",
             build=False,
-        ).config  # fmt: skip
+        ).config
         assert (config.trainer.num_nodes, str(config.trainer.devices)) == (2, "4")  # devices parses as "4": fine
         assert config.trainer.precision == "bf16-mixed" and config.trainer.max_epochs >= 1
         assert config.data.init_args[shards] == ["a", "b"]
@@ -169,10 +194,13 @@ def test_fsdp_config_wraps_vit_blocks() -> None:
     assert len(encoder.blocks) == TINY["depth"] and all(type(b) is Block for b in encoder.blocks)
 
     with_ckpt = cli(
-        *BORING, "--config", str(TRAINER / "fsdp.yaml"),
-        "--trainer.strategy.init_args.activation_checkpointing_policy", "[timm.models.vision_transformer.Block]",
+        *BORING,
+        "--config",
+        str(TRAINER / "fsdp.yaml"),
+        "--trainer.strategy.init_args.activation_checkpointing_policy",
+        "[timm.models.vision_transformer.Block]",
         build=False,
-    ).config  # fmt: skip
+    ).config
     checkpointing = build_strategy(with_ckpt)._activation_checkpointing_kwargs["auto_wrap_policy"]
     assert checkpointing._module_classes == {Block}
 
@@ -181,17 +209,40 @@ def test_ddp_config_trains_depth_anything_on_two_processes(tmp_path: Path) -> No
     """The shipped DDP settings (find_unused_parameters=False) in a real 2-process run (CPU, gloo) of a module on the
     training base, which freezes the parameters no forward uses (mask_token, refinenet4.resConfUnit1)."""
     args = [
-        "fit", "--config", str(TRAINER / "ddp.yaml"), "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-        "--model", "helpers.lightning_modules.TinyDepthModule", "--data",
+        "fit",
+        "--config",
+        str(TRAINER / "ddp.yaml"),
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "2",
+        "--model",
+        "helpers.lightning_modules.TinyDepthModule",
+        "--data",
         "helpers.lightning_modules.RandomImages",
-        "--trainer.max_steps", "3", "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
-        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-        "--trainer.default_root_dir", str(tmp_path),
-    ]  # fmt: skip
+        "--trainer.max_steps",
+        "3",
+        "--trainer.logger",
+        "false",
+        "--trainer.enable_checkpointing",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT / "tests")}
     env.pop("MASTER_PORT", None)  # Lightning picks a free port
-    proc = subprocess.run([sys.executable, "-m", "anydepth.cli", *args], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "anydepth.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Starting with 2 processes" in proc.stderr and "`max_steps=3` reached" in proc.stderr, proc.stderr[-4000:]
 
@@ -232,15 +283,34 @@ def test_fsdp_fit_on_gpu(tmp_path: Path) -> None:
     """A real FSDP fit with the shipped config (activation checkpointing on, clipping by the module): last.ckpt is
     one file that DepthAnything.from_checkpoint reads."""
     cli_ = LightningCLI(
-        TinyDepthModule, RandomImages, save_config_callback=None, args=[
-            "fit", "--config", str(TRAINER / "fsdp.yaml"), "--trainer.devices", "1", "--trainer.max_steps", "3",
-            "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
-            "--trainer.gradient_clip_val", "1.0", "--trainer.default_root_dir", str(tmp_path),
-            "--trainer.strategy.init_args.activation_checkpointing_policy", "[timm.models.vision_transformer.Block]",
+        TinyDepthModule,
+        RandomImages,
+        save_config_callback=None,
+        args=[
+            "fit",
+            "--config",
+            str(TRAINER / "fsdp.yaml"),
+            "--trainer.devices",
+            "1",
+            "--trainer.max_steps",
+            "3",
+            "--trainer.logger",
+            "false",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.gradient_clip_val",
+            "1.0",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--trainer.strategy.init_args.activation_checkpointing_policy",
+            "[timm.models.vision_transformer.Block]",
             "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
-            "--trainer.callbacks.dirpath", str(tmp_path / "checkpoints"), "--trainer.callbacks.save_last", "true",
+            "--trainer.callbacks.dirpath",
+            str(tmp_path / "checkpoints"),
+            "--trainer.callbacks.save_last",
+            "true",
         ],
-    )  # fmt: skip
+    )
     assert isinstance(cli_.trainer.strategy, FSDPStrategy) and cli_.trainer.global_step == 3
     model = DepthAnything.from_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert model.config.embed_dim == TINY["embed_dim"]
@@ -351,15 +421,34 @@ def test_run_logger_offline_fit(no_credentials: Path, monkeypatch: pytest.Monkey
         monkeypatch.setenv(name, str(tmp_path / name.lower()))
     monkeypatch.setenv("WANDB_CONSOLE", "off")
     save_dir = tmp_path / "outputs"
-    logger = ("{class_path: anydepth.training.loggers.RunLogger, init_args: "
-              f"{{name: teacher-vits, project: anydepth, save_dir: {save_dir}}}}}")  # fmt: skip
+    logger = (
+        "{class_path: anydepth.training.loggers.RunLogger, init_args: "
+        f"{{name: teacher-vits, project: anydepth, save_dir: {save_dir}}}}}"
+    )
     fit = cli(
-        "--model", f"{__name__}.MetricsModel", "--data", "lightning.pytorch.demos.boring_classes.BoringDataModule",
-        "--config", str(TRAINER / "cpu.yaml"), "--trainer.logger", logger, "--trainer.max_epochs", "2",
-        "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "1",
-        "--trainer.enable_progress_bar", "false", "--trainer.enable_checkpointing", "false",
-        "--trainer.default_root_dir", str(tmp_path),
-    )  # fmt: skip
+        "--model",
+        f"{__name__}.MetricsModel",
+        "--data",
+        "lightning.pytorch.demos.boring_classes.BoringDataModule",
+        "--config",
+        str(TRAINER / "cpu.yaml"),
+        "--trainer.logger",
+        logger,
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.limit_train_batches",
+        "2",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_checkpointing",
+        "false",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+    )
     try:
         fit.trainer.fit(fit.model, datamodule=fit.datamodule)
     finally:
@@ -369,8 +458,11 @@ def test_run_logger_offline_fit(no_credentials: Path, monkeypatch: pytest.Monkey
     (info,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert (info.run_id, info.display_name, info.project) == ("teacher-vits", "teacher-vits", "anydepth")
     # wandb 0.31 stores a flat key as a one-element nested_key (nested dicts as several, shown joined by ".")
-    history = [{item.key or ".".join(item.nested_key): item.value_json for item in r.history.item}
-               for r in records if r.HasField("history")]  # fmt: skip
+    history = [
+        {item.key or ".".join(item.nested_key): item.value_json for item in r.history.item}
+        for r in records
+        if r.HasField("history")
+    ]
     assert len([h for h in history if "train/loss" in h]) == 4
     assert [(h["val/abs_rel"], h["val/d1"]) for h in history if "val/abs_rel" in h] == [("0.25", "0.75")] * 2
     assert any(r.HasField("exit") for r in records)
@@ -379,8 +471,9 @@ def test_run_logger_offline_fit(no_credentials: Path, monkeypatch: pytest.Monkey
 def test_logger_false_turns_logging_off() -> None:
     """``--trainer.logger false`` after a stage-style config with a RunLogger: no logger at all."""
     logger = "{class_path: anydepth.training.loggers.RunLogger, init_args: {name: teacher-vits, project: anydepth}}"
-    trainer = cli(*BORING, "--config", str(TRAINER / "cpu.yaml"), "--trainer.logger", logger,
-                  "--trainer.logger", "false").trainer  # fmt: skip
+    trainer = cli(
+        *BORING, "--config", str(TRAINER / "cpu.yaml"), "--trainer.logger", logger, "--trainer.logger", "false"
+    ).trainer
     assert trainer.logger is None and trainer.loggers == []
 
 
@@ -405,21 +498,53 @@ def run_sbatch(script: str, workdir: Path, **env: str) -> list[str]:
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "srun").write_text('#!/bin/bash\nprintf "%s\\n" "$@"\n')
     (bin_dir / "srun").chmod(0o755)
-    slurm = {"SLURM_SUBMIT_DIR": str(workdir), "SLURM_JOB_ID": "7", "SLURM_NNODES": "2",
-             "SLURM_NTASKS_PER_NODE": "4", "SLURM_CPUS_PER_TASK": "10"}  # fmt: skip
+    slurm = {
+        "SLURM_SUBMIT_DIR": str(workdir),
+        "SLURM_JOB_ID": "7",
+        "SLURM_NNODES": "2",
+        "SLURM_NTASKS_PER_NODE": "4",
+        "SLURM_CPUS_PER_TASK": "10",
+    }
     run_env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(workdir), **slurm, **env}
-    out = subprocess.run(["bash", str(ROOT / "configs" / "slurm" / script), "--trainer.max_epochs", "3"],
-                         env=run_env, check=True, capture_output=True, text=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["bash", str(ROOT / "configs" / "slurm" / script), "--trainer.max_epochs", "3"],
+        env=run_env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return out.splitlines()[1:]  # after the job line
 
 
 def test_training_script_resumes_from_newest_checkpoint(tmp_path: Path) -> None:
     args = run_sbatch("teacher.sbatch", tmp_path, ENCODER="vits", TRAIN_SHARDS="[a,b]")
     assert args[args.index("fit") :] == [
-        "fit", "--config", "configs/trainer/ddp.yaml", "--config", "configs/teacher/vits.yaml",
-        "--trainer.num_nodes", "2", "--trainer.devices", "4", "--ckpt_path", "last",
-        "--data.init_args.train_shards", "[a,b]", "--trainer.max_epochs", "3",
-    ]  # fmt: skip
+        "fit",
+        "--config",
+        "configs/trainer/ddp.yaml",
+        "--config",
+        "configs/stages/teacher.yaml",
+        "--config",
+        "configs/model/vits.yaml",
+        "--trainer.default_root_dir",
+        "outputs/teacher-vits",
+        "--trainer.logger.init_args.name",
+        "teacher-vits",
+        "--trainer.logger.init_args.save_dir",
+        "outputs/teacher-vits",
+        "--trainer.callbacks.init_args.dirpath",
+        "outputs/teacher-vits/checkpoints",
+        "--trainer.num_nodes",
+        "2",
+        "--trainer.devices",
+        "4",
+        "--ckpt_path",
+        "last",
+        "--data.init_args.train_shards",
+        "[a,b]",
+        "--trainer.max_epochs",
+        "3",
+    ]
     run_dir = tmp_path / "outputs" / "student-vitl"
     (run_dir / "checkpoints").mkdir(parents=True)
     hpc, last = run_dir / "hpc_ckpt_1.ckpt", run_dir / "checkpoints" / "last.ckpt"

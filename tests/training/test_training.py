@@ -43,8 +43,14 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("training")
     out = {"train": tmp / "train", "val": tmp / "val", "pseudo": tmp / "pseudo"}
     build_shards("demo-train", tmp, out["train"], samples_per_shard=4, source_kwargs=SCENES)
-    build_shards("demo-train", tmp, out["val"], split="val", samples_per_shard=1,  # a shard per DDP rank
-                 source_kwargs=dict(num_scenes=2, size=(36, 48)))  # fmt: skip
+    build_shards(
+        "demo-train",
+        tmp,
+        out["val"],
+        split="val",
+        samples_per_shard=1,  # a shard per DDP rank
+        source_kwargs=dict(num_scenes=2, size=(36, 48)),
+    )
     build_shards("demo-train", tmp, out["pseudo"], samples_per_shard=4, source_kwargs=dict(SCENES, seed=100))
     return out
 
@@ -56,18 +62,35 @@ def tiny_model() -> DepthAnything:
 
 
 def labeled_data(shards: dict[str, Path], **kwargs: Any) -> LabeledDataModule:
-    return LabeledDataModule([str(shards["train"])], [str(shards["val"])], batch_size=4, num_workers=0, size=SIZE,
-                             shuffle_buffer=8, **kwargs)  # fmt: skip
+    return LabeledDataModule(
+        [str(shards["train"])], [str(shards["val"])], batch_size=4, num_workers=0, size=SIZE, shuffle_buffer=8, **kwargs
+    )
 
 
 def mixed_data(shards: dict[str, Path], **kwargs: Any) -> MixedDataModule:
-    return MixedDataModule([str(shards["train"])], [str(shards["pseudo"])], labeled_batch_size=2, num_workers=0,
-                           size=SIZE, shuffle_buffer=8, val_shards=[str(shards["val"])], **kwargs)  # fmt: skip
+    return MixedDataModule(
+        [str(shards["train"])],
+        [str(shards["pseudo"])],
+        labeled_batch_size=2,
+        num_workers=0,
+        size=SIZE,
+        shuffle_buffer=8,
+        val_shards=[str(shards["val"])],
+        **kwargs,
+    )
 
 
 def trainer(tmp_path: Path, **kwargs: Any) -> pl.Trainer:
-    options = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                   enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0)  # fmt: skip
+    options = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
+    )
     return pl.Trainer(**{**options, **kwargs})
 
 
@@ -85,8 +108,9 @@ class Record(Callback):
         self.steps: list[tuple[int, list[float], float]] = []
         self.images: list[torch.Tensor] = []
 
-    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:  # fmt: skip
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         lrs = [group["lr"] for group in trainer.optimizers[0].param_groups]
         self.steps.append((trainer.global_step, lrs, float(outputs["loss"])))
         if isinstance(batch, dict) and "image" in batch:
@@ -123,13 +147,16 @@ def test_optimizer_groups_and_linear_decay(shards: dict, tmp_path: Path) -> None
     encoder, decoder = optimizer.param_groups
     assert (encoder["name"], decoder["name"]) == ("encoder", "decoder")
     fusion = module.model.depth_head.scratch.refinenet4.resConfUnit1
-    unused = {"pretrained.mask_token"} | {f"depth_head.scratch.refinenet4.resConfUnit1.{k}" for k, _ in
-                                          fusion.named_parameters()}  # fmt: skip
+    unused = {"pretrained.mask_token"} | {
+        f"depth_head.scratch.refinenet4.resConfUnit1.{k}" for k, _ in fusion.named_parameters()
+    }
     named = dict(module.model.named_parameters())
-    assert {id(p) for p in encoder["params"]} == {id(v) for k, v in named.items() if k.startswith("pretrained.")
-                                                  and k not in unused}
-    assert {id(p) for p in decoder["params"]} == {id(v) for k, v in named.items() if k.startswith("depth_head.")
-                                                  and k not in unused}
+    assert {id(p) for p in encoder["params"]} == {
+        id(v) for k, v in named.items() if k.startswith("pretrained.") and k not in unused
+    }
+    assert {id(p) for p in decoder["params"]} == {
+        id(v) for k, v in named.items() if k.startswith("depth_head.") and k not in unused
+    }
     assert not any(named[k].requires_grad for k in unused)  # never used by the forward: frozen (DDP needs no search)
     lrs = [lr for _, group_lrs, _ in record.steps for lr in group_lrs]  # after step k: (1 - k / total) x base
     expected = [base * (1 - k / 4) for k in range(1, 5) for base in (5e-6, 5e-5)]
@@ -269,8 +296,13 @@ def test_run_killed_midway_resumes_with_the_same_step_and_learning_rate(shards: 
         record = Record()
         checkpoint = ModelCheckpoint(dirpath=directory, save_last=True, every_n_train_steps=2)
         module = TeacherModule(tiny_model(), encoder_lr=1e-4, flip_p=0.0)  # batches as the loader gives them
-        fit = trainer(tmp_path, max_steps=6, limit_val_batches=0, enable_checkpointing=True,
-                      callbacks=[checkpoint, record, *callbacks])  # fmt: skip
+        fit = trainer(
+            tmp_path,
+            max_steps=6,
+            limit_val_batches=0,
+            enable_checkpointing=True,
+            callbacks=[checkpoint, record, *callbacks],
+        )
         fit.fit(module, datamodule=labeled_data(shards), ckpt_path=ckpt_path)
         return record
 
@@ -294,29 +326,71 @@ def test_run_killed_midway_resumes_with_the_same_step_and_learning_rate(shards: 
 def fit_command(stage: str, shards: dict) -> list[str]:
     """``anydepth fit`` with configs/trainer/ddp.yaml (on 2 CPU processes, fp32) + configs/demo/<stage>.yaml on the
     test shards, tiny model (outputs under the working directory's outputs/demo/<stage>)."""
-    data = (["--data.init_args.train_shards", f"[{shards['train']}]"] if stage == "teacher" else
-            ["--data.init_args.labeled_shards", f"[{shards['train']}]",
-             "--data.init_args.pseudo_shards", f"[{shards['pseudo']}]", "--data.init_args.labeled_batch_size", "1",
-             "--data.init_args.samples_per_epoch", "8"])  # fmt: skip
+    data = (
+        ["--data.init_args.train_shards", f"[{shards['train']}]"]
+        if stage == "teacher"
+        else [
+            "--data.init_args.labeled_shards",
+            f"[{shards['train']}]",
+            "--data.init_args.pseudo_shards",
+            f"[{shards['pseudo']}]",
+            "--data.init_args.labeled_batch_size",
+            "1",
+            "--data.init_args.samples_per_epoch",
+            "8",
+        ]
+    )
     model = "--model.init_args.model.init_args."
     return [
-        "fit", "--config", str(ROOT / "configs/trainer/ddp.yaml"), "--config", str(ROOT / f"configs/demo/{stage}.yaml"),
-        *data, "--data.init_args.val_shards", f"[{shards['val']}]", "--data.init_args.size", str(SIZE),
-        "--data.init_args.num_workers", "0",
-        f"{model}embed_dim", "32", f"{model}num_heads", "2", f"{model}features", "16",
-        f"{model}out_channels", "[8,16,32,32]",
-        "--trainer.max_epochs", "2", "--trainer.max_steps", "2", "--trainer.logger", "false",
-        "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-        "--trainer.precision", "32-true",
-    ]  # fmt: skip
+        "fit",
+        "--config",
+        str(ROOT / "configs/trainer/ddp.yaml"),
+        "--config",
+        str(ROOT / f"configs/demo/{stage}.yaml"),
+        *data,
+        "--data.init_args.val_shards",
+        f"[{shards['val']}]",
+        "--data.init_args.size",
+        str(SIZE),
+        "--data.init_args.num_workers",
+        "0",
+        f"{model}embed_dim",
+        "32",
+        f"{model}num_heads",
+        "2",
+        f"{model}features",
+        "16",
+        f"{model}out_channels",
+        "[8,16,32,32]",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.max_steps",
+        "2",
+        "--trainer.logger",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "2",
+        "--trainer.precision",
+        "32-true",
+    ]
 
 
 @pytest.mark.parametrize("stage", ["teacher", "student"])
 def test_two_process_ddp_fit_through_the_cli(stage: str, shards: dict, tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "WANDB_MODE": "offline"}
     env.pop("MASTER_PORT", None)
-    proc = subprocess.run([sys.executable, "-m", "anydepth.cli", *fit_command(stage, shards)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "anydepth.cli", *fit_command(stage, shards)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Starting with 2 processes" in proc.stderr and "`max_steps=2` reached" in proc.stderr, proc.stderr[-4000:]
     path = tmp_path / "outputs" / "demo" / stage / "checkpoints" / "last.ckpt"  # saved after a validation
@@ -326,8 +400,9 @@ def test_two_process_ddp_fit_through_the_cli(stage: str, shards: dict, tmp_path:
 
 def test_fewer_validation_shards_than_ranks_is_one_clear_error(shards: dict) -> None:
     """A rank without validation batches would leave the others waiting in the metric synchronisation."""
-    data = LabeledDataModule([str(shards["train"])], [str(shards["val"])], num_workers=0, size=SIZE, rank=0,
-                             world_size=3)  # fmt: skip
+    data = LabeledDataModule(
+        [str(shards["train"])], [str(shards["val"])], num_workers=0, size=SIZE, rank=0, world_size=3
+    )
     with pytest.raises(ValueError, match="2 shard\\(s\\) for 3 ranks: every rank needs at least one shard"):
         data.val_dataloader()
 
@@ -354,8 +429,9 @@ def test_frozen_features_see_the_student_images_or_the_same_mix_of_clean_ones(sh
         torch.manual_seed(0)
         unlabeled = module.on_after_batch_transfer(batch, 0)["unlabeled"]
         clean, box, partner = unlabeled["clean"], unlabeled["box"], unlabeled["partner"]
-        expected_images = unlabeled["image"] if feature_input == "perturbed" else \
-            torch.where(box[:, None], clean, clean[partner])  # fmt: skip
+        expected_images = (
+            unlabeled["image"] if feature_input == "perturbed" else torch.where(box[:, None], clean, clean[partner])
+        )
         last = module.model.config.depth - 1
         expected = module.frozen_encoder.forward_features(normalize(expected_images), (last,))[0][0]
         torch.testing.assert_close(module.frozen_features(unlabeled), expected)

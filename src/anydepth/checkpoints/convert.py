@@ -21,8 +21,7 @@ from anydepth.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 def official_to_native(state_dict: StateDict) -> StateDict:
     """Official names -> this package's (only vitg differs: SwiGLU ``w12``/``w3`` -> ``fc1``/``fc2``)."""
     return {
-        re.sub(r"\.mlp\.w12\.", ".mlp.fc1.", re.sub(r"\.mlp\.w3\.", ".mlp.fc2.", k)): v
-        for k, v in state_dict.items()
+        re.sub(r"\.mlp\.w12\.", ".mlp.fc1.", re.sub(r"\.mlp\.w3\.", ".mlp.fc2.", k)): v for k, v in state_dict.items()
     }
 
 
@@ -31,8 +30,7 @@ def native_to_official(state_dict: StateDict, swiglu: bool) -> StateDict:
     if not swiglu:
         return dict(state_dict)
     return {
-        re.sub(r"\.mlp\.fc1\.", ".mlp.w12.", re.sub(r"\.mlp\.fc2\.", ".mlp.w3.", k)): v
-        for k, v in state_dict.items()
+        re.sub(r"\.mlp\.fc1\.", ".mlp.w12.", re.sub(r"\.mlp\.fc2\.", ".mlp.w3.", k)): v for k, v in state_dict.items()
     }
 
 
@@ -89,9 +87,7 @@ def official_to_hf(state_dict: StateDict) -> StateDict:
         qkv = _QKV.match(key)
         if qkv:
             for name, part in zip(_HF_QKV, value.chunk(3, dim=0)):
-                out[f"backbone.encoder.layer.{qkv[1]}.attention.attention.{name}.{qkv[2]}"] = (
-                    part.contiguous()
-                )
+                out[f"backbone.encoder.layer.{qkv[1]}.attention.attention.{name}.{qkv[2]}"] = part.contiguous()
         else:
             out[hf_name(key)] = value
     return out
@@ -113,7 +109,6 @@ def hf_to_official(state_dict: StateDict, official_keys: list[str]) -> StateDict
         elif hf_name(key) in out:
             out[key] = out.pop(hf_name(key))
     return out
-
 
 
 def hf_config(config: DepthAnythingConfig) -> dict[str, Any]:

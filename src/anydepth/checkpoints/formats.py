@@ -38,7 +38,6 @@ class CheckpointError(ValueError):
     """A checkpoint cannot be read or does not fit the requested model; the message says why."""
 
 
-
 def read_torch_file(path: Path) -> Any:
     """``torch.load`` with ``weights_only`` (no pickled code ever runs); every failure is a :class:`CheckpointError`."""
     try:
@@ -50,9 +49,7 @@ def read_torch_file(path: Path) -> Any:
                 "model's state_dict (or use save_checkpoint) and load that instead"
             ) from err
         raise unreadable(path, "invalid pickle data") from err
-    except (
-        Exception
-    ) as err:  # torch.load fails on garbage with many types (RuntimeError, KeyError, EOFError ...)
+    except Exception as err:  # torch.load fails on garbage with many types (RuntimeError, KeyError, EOFError ...)
         raise unreadable(path, err) from err
 
 
@@ -86,7 +83,5 @@ def load_strict(module: nn.Module, state_dict: StateDict, source: str | Path) ->
         if items
     ]
     if problems:
-        raise CheckpointError(
-            f"{source} does not fit the {type(module).__name__}:\n  " + "\n  ".join(problems)
-        )
+        raise CheckpointError(f"{source} does not fit the {type(module).__name__}:\n  " + "\n  ".join(problems))
     module.load_state_dict(state_dict, strict=True)

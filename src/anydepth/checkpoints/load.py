@@ -122,9 +122,7 @@ def _require_version(path: Path, version: str | None) -> str:
     return version
 
 
-def _load_official(
-    sd: StateDict, path: Path, encoder: str | None, version: str | None, kwargs: dict
-) -> DepthAnything:
+def _load_official(sd: StateDict, path: Path, encoder: str | None, version: str | None, kwargs: dict) -> DepthAnything:
     version = _require_version(path, version)
     sd = official_to_native(sd)
     model = DepthAnything(**_architecture_from_state_dict(sd, path, encoder, {"version": version, **kwargs}))
@@ -132,9 +130,7 @@ def _load_official(
     return model
 
 
-def _load_dinov2(
-    sd: StateDict, path: Path, encoder: str | None, version: str | None, kwargs: dict
-) -> DepthAnything:
+def _load_dinov2(sd: StateDict, path: Path, encoder: str | None, version: str | None, kwargs: dict) -> DepthAnything:
     if version is None:
         raise CheckpointError(
             f"{path} is a DINOv2 backbone; choose the Depth Anything variant whose encoder blocks "
@@ -142,9 +138,7 @@ def _load_dinov2(
         )
     sd = official_to_native(sd)
     prefixed = {f"pretrained.{k}": v for k, v in sd.items()}
-    model = DepthAnything(
-        **_architecture_from_state_dict(prefixed, path, encoder, {"version": version, **kwargs})
-    )
+    model = DepthAnything(**_architecture_from_state_dict(prefixed, path, encoder, {"version": version, **kwargs}))
     load_strict(model.pretrained, sd, path)
     return model
 
@@ -180,9 +174,7 @@ def _hf_layer_indices(backbone: dict[str, Any], path: Path) -> tuple[int, ...]:
 def _load_hf(directory: Path, encoder: str | None, version: str | None, kwargs: dict) -> DepthAnything:
     config_path = directory / "config.json"
     if not config_path.is_file():
-        raise CheckpointError(
-            f"{directory} is a directory but not a transformers model directory: no config.json"
-        )
+        raise CheckpointError(f"{directory} is a directory but not a transformers model directory: no config.json")
     try:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as err:
@@ -230,14 +222,10 @@ def _load_hf(directory: Path, encoder: str | None, version: str | None, kwargs: 
     return model
 
 
-def _load_anydepth(
-    ckpt: dict, path: Path, encoder: str | None, version: str | None, kwargs: dict
-) -> DepthAnything:
+def _load_anydepth(ckpt: dict, path: Path, encoder: str | None, version: str | None, kwargs: dict) -> DepthAnything:
     meta = ckpt[ANYDEPTH_KEY]
     if meta.get("format_version") != ANYDEPTH_FORMAT_VERSION or "model" not in meta:
-        raise CheckpointError(
-            f"{path}: unsupported anydepth checkpoint metadata {meta.get('format_version')!r}"
-        )
+        raise CheckpointError(f"{path}: unsupported anydepth checkpoint metadata {meta.get('format_version')!r}")
     config = DepthAnythingConfig.from_dict(meta["model"])
     _check_encoder(path, encoder, config.encoder, config.embed_dim, config.depth)
     if version is not None and version != config.version:
@@ -268,9 +256,7 @@ def load_checkpoint(
     if path.is_dir():
         return _load_hf(path, encoder, version, model_kwargs)
     if path.suffix == ".safetensors":
-        raise CheckpointError(
-            f"{path} is a bare safetensors file; pass the directory holding it and its config.json"
-        )
+        raise CheckpointError(f"{path} is a bare safetensors file; pass the directory holding it and its config.json")
     ckpt = read_torch_file(path)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a state dict or checkpoint dict")
@@ -287,9 +273,7 @@ def load_checkpoint(
     if "cls_token" in ckpt and "pos_embed" in ckpt:
         return _load_dinov2(ckpt, path, encoder, version, model_kwargs)
     if any(k.startswith("backbone.embeddings.") for k in keys):
-        raise CheckpointError(
-            f"{path} holds transformers weights; pass the directory holding them and config.json"
-        )
+        raise CheckpointError(f"{path} holds transformers weights; pass the directory holding them and config.json")
     raise CheckpointError(
         f"{path}: unknown checkpoint format (first keys: {keys[:5]}); expected an official Depth "
         "Anything .pth, a transformers directory, a DINOv2 backbone .pth or an anydepth checkpoint"

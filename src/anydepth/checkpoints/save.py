@@ -20,9 +20,7 @@ def anydepth_metadata(model: DepthAnything, prefix: str = LIGHTNING_PREFIX) -> d
     return {"format_version": ANYDEPTH_FORMAT_VERSION, "model": model.config.to_dict(), "prefix": prefix}
 
 
-def add_anydepth_metadata(
-    checkpoint: dict[str, Any], model: DepthAnything, prefix: str = LIGHTNING_PREFIX
-) -> None:
+def add_anydepth_metadata(checkpoint: dict[str, Any], model: DepthAnything, prefix: str = LIGHTNING_PREFIX) -> None:
     """Call from ``LightningModule.on_save_checkpoint`` so ``load_checkpoint`` can read the file."""
     checkpoint[ANYDEPTH_KEY] = anydepth_metadata(model, prefix)
 

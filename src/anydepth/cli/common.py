@@ -30,8 +30,13 @@ class UsageError(Exception):
 
 # Exceptions that mean "the user asked for something impossible", not "anydepth has a bug".
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    UsageError, CheckpointError, InputError, SourceError, ManifestError, BuildError,
-)  # fmt: skip
+    UsageError,
+    CheckpointError,
+    InputError,
+    SourceError,
+    ManifestError,
+    BuildError,
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -50,18 +55,25 @@ def plural(count: int, word: str) -> str:
 def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
     """``--checkpoint`` plus the ``--encoder``/``--version`` hints ``from_checkpoint`` accepts."""
     parser.add_argument(
-        "--checkpoint", required=True, type=Path, metavar="CKPT",
+        "--checkpoint",
+        required=True,
+        type=Path,
+        metavar="CKPT",
         help="official Depth Anything .pth, transformers model directory, DINOv2 backbone .pth, "
         "or anydepth/Lightning checkpoint",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--encoder", choices=(*ENCODERS, "custom"), default=None,
+        "--encoder",
+        choices=(*ENCODERS, "custom"),
+        default=None,
         help="expected encoder; checked against the checkpoint (default: read from it)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--version", choices=VERSIONS, default=None,
+        "--version",
+        choices=VERSIONS,
+        default=None,
         help="Depth Anything version, for files that do not say (default: from the checkpoint or its name)",
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------- shards
@@ -104,18 +116,27 @@ def add_prediction_run_arguments(parser: argparse.ArgumentParser, devices: int |
     """The options of a tool that runs a model over shards with Lightning (``eval``, ``pseudo-label``):
     ``--input-size``, ``--batch-size``, ``--num-workers``, ``--devices`` (default ``devices``), ``--accelerator``."""
     parser.add_argument(
-        "--input-size", type=int, default=518, metavar="N",
+        "--input-size",
+        type=int,
+        default=518,
+        metavar="N",
         help="shorter network input side, rounded to a multiple of 14 (default: 518, as the paper)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--batch-size", type=int, default=1, metavar="N",
+        "--batch-size",
+        type=int,
+        default=1,
+        metavar="N",
         help="images per forward pass; > 1 only when all images of the shards share one size (default: 1)",
-    )  # fmt: skip
+    )
     parser.add_argument("--num-workers", type=int, default=2, metavar="N", help="loader workers per device (default 2)")
     parser.add_argument(
-        "--devices", type=parse_devices, default=devices, metavar="N",
+        "--devices",
+        type=parse_devices,
+        default=devices,
+        metavar="N",
         help=f"devices per node: a count (> 1 runs DDP), indices like 0,1, or auto (default: {devices})",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--accelerator", choices=("auto", "cpu", "gpu"), default="auto", help="auto = GPU when available (default)"
     )

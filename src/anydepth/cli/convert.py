@@ -15,8 +15,10 @@ def run_convert(args: argparse.Namespace) -> int:
     """``anydepth convert``: load any supported checkpoint and write it in another format."""
     model = DepthAnything.from_checkpoint(args.checkpoint, encoder=args.encoder, version=args.version)
     model.save_checkpoint(args.output, format=args.format)
-    print(f"wrote {args.format} checkpoint of a {model.config.encoder} Depth Anything {model.config.version} "
-          f"to {args.output}")
+    print(
+        f"wrote {args.format} checkpoint of a {model.config.encoder} Depth Anything {model.config.version} "
+        f"to {args.output}"
+    )
     return EXIT_OK
 
 

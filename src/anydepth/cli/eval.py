@@ -16,9 +16,7 @@ from anydepth.cli.common import (
     add_prediction_run_arguments,
     plural,
 )
-
-BENCHMARKS = ("kitti", "nyuv2", "sintel", "ddad", "eth3d", "diode-indoor", "diode-outdoor")
-"""The protocols of ``anydepth.evaluation.PROTOCOLS`` (listed here so the CLI starts without importing Lightning)."""
+from anydepth.evaluation.protocols import DEFAULT_BENCHMARKS, PROTOCOLS, EvaluationError  # no Lightning: cheap
 
 
 def _model_names(checkpoints: Sequence[Path], names: Sequence[str] | None) -> list[str]:
@@ -35,8 +33,6 @@ def _model_names(checkpoints: Sequence[Path], names: Sequence[str] | None) -> li
 def run_eval(args: argparse.Namespace) -> int:
     """``anydepth eval``: zero-shot metrics of one or more checkpoints on benchmark shards; one Markdown table on
     stdout (with a model column for several checkpoints or any ``--name``)."""
-    from anydepth.evaluation import EvaluationError  # imported here: Lightning slows every command's start
-
     try:
         return _run_eval(args)
     except EvaluationError as err:
@@ -44,7 +40,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from lightning.pytorch.utilities import rank_zero_only
+    from lightning.pytorch.utilities import rank_zero_only  # imported here: Lightning slows every command's start
 
     from anydepth.evaluation import evaluate, format_markdown_table, load_protocols, write_report
 
@@ -104,42 +100,64 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
             "--source <benchmark> --out DIR/<benchmark>, or the directory a protocol names with 'shards'): "
             "per-image least-squares scale and shift in disparity space, prediction upsampled to the ground truth "
             "(depth, or disparity taken as depth up to scale), each benchmark's depth range and crop "
-            "(configs/eval/protocols.yaml). Prints one Markdown table (AbsRel, delta1, ...; with a model column for "
-            "several checkpoints or --name) on stdout; progress on stderr. Exit code: 0 done, 2 usage error "
-            "(e.g. missing shards)."
+            "(the registry anydepth/evaluation/protocols.yaml). Prints one Markdown table (AbsRel, delta1, ...; "
+            "with a model column for several checkpoints or --name) on stdout; progress on stderr. Exit code: 0 "
+            "done, 2 usage error (e.g. missing shards)."
         ),
         conflict_handler="resolve",  # eval's repeatable --checkpoint replaces the shared single one
     )
     add_checkpoint_arguments(parser)
     parser.add_argument(
-        "--checkpoint", required=True, type=Path, action="append", metavar="CKPT",
+        "--checkpoint",
+        required=True,
+        type=Path,
+        action="append",
+        metavar="CKPT",
         help="official Depth Anything .pth, transformers model directory or anydepth/Lightning checkpoint; repeat "
         "to compare several in one table (--encoder/--version apply to each)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--name", action="append", default=None, metavar="LABEL",
+        "--name",
+        action="append",
+        default=None,
+        metavar="LABEL",
         help="model label in the table and JSON, once per --checkpoint in the same order (default: file stems)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--benchmarks", required=True, metavar="LIST",
-        help=f"comma-separated benchmark names: {','.join(BENCHMARKS)} (or names added by --protocols)",
-    )  # fmt: skip
+        "--benchmarks",
+        default=",".join(DEFAULT_BENCHMARKS),
+        metavar="LIST",
+        help=f"comma-separated benchmark names: any of {','.join(PROTOCOLS)} or names added by --protocols "
+        "(default: %(default)s, the paper's Table 2)",
+    )
     parser.add_argument(
-        "--data-root", required=True, type=Path, metavar="DIR",
+        "--data-root",
+        required=True,
+        type=Path,
+        metavar="DIR",
         help="directory holding one shard directory (with manifest.json) per benchmark",
-    )  # fmt: skip
+    )
     add_prediction_run_arguments(parser, devices=1)
     parser.add_argument(
-        "--precision", default=None, choices=("32", "16-mixed", "bf16-mixed"),
+        "--precision",
+        default=None,
+        choices=("32", "16-mixed", "bf16-mixed"),
         help="Lightning precision (default: 32)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--output", type=Path, default=None, metavar="FILE",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE",
         help="also write all metrics as JSON (several checkpoints: one entry per model under 'models')",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--protocols", type=Path, default=None, metavar="YAML",
-        help="YAML merged field by field over the default protocols (see configs/eval/protocols.yaml)",
-    )  # fmt: skip
+        "--protocols",
+        type=Path,
+        default=None,
+        metavar="YAML",
+        help="YAML of 'name: {field: value}' merged field by field over the protocol registry "
+        "(anydepth/evaluation/protocols.yaml; its header shows how)",
+    )
     parser.set_defaults(func=run_eval)
     return parser

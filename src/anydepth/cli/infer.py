@@ -97,20 +97,26 @@ def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--input", required=True, type=Path, help="image file, directory, or .txt list of paths")
     parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="output directory (created)")
     parser.add_argument(
-        "--input-size", type=int, default=518, metavar="N",
+        "--input-size",
+        type=int,
+        default=518,
+        metavar="N",
         help="shorter network input side, rounded to a multiple of 14 (default: 518)",
-    )  # fmt: skip
+    )
     parser.add_argument("--batch-size", type=int, default=4, metavar="N", help="images per forward pass (default: 4)")
     parser.add_argument("--raw-npy", action="store_true", help="also write <name>.npy: float32 disparity at image size")
     parser.add_argument(
-        "--png16", action="store_true",
+        "--png16",
+        action="store_true",
         help="also write <name>_16bit.png: min-max normalised disparity as 16-bit grayscale",
-    )  # fmt: skip
+    )
     parser.add_argument("--grayscale", action="store_true", help="write grayscale instead of coloured depth maps")
     parser.add_argument("--side-by-side", action="store_true", help="put the input image left of the depth map")
     parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto",
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
         help="auto = cuda when available, else cpu (default: auto)",
-    )  # fmt: skip
+    )
     parser.set_defaults(func=run_infer)
     return parser

@@ -39,7 +39,7 @@ def run_lightning(argv: Sequence[str]) -> int:
         def before_test(self) -> None:
             # too few shards for the devices: one error before DDP starts (not one per rank after)
             if isinstance(self.datamodule, BenchmarkDataModule):
-                self.datamodule.rank_shards(0, self.trainer.world_size)
+                self.datamodule.check_world_size(self.trainer.world_size)
 
     argv = list(argv)
     command = argv[0] if argv else "?"
@@ -88,8 +88,10 @@ def add_lightning_parsers(subparsers: Any) -> None:
     LightningCLI before argparse parses them; their options are in ``anydepth <command> --help``)."""
     for name, text in LIGHTNING_SUBCOMMANDS.items():
         parser = subparsers.add_parser(
-            name, help=text, add_help=False,
+            name,
+            help=text,
+            add_help=False,
             description=f"{text}. Options: anydepth {name} --help (LightningCLI).",
-        )  # fmt: skip
+        )
         parser.add_argument("args", nargs=argparse.REMAINDER, help="LightningCLI arguments")
         parser.set_defaults(func=lambda args: run_lightning([args.command, *args.args]))

@@ -30,9 +30,13 @@ from anydepth.cli.pseudo_label import add_pseudo_label_parser
 from anydepth.cli.shards import add_shards_parser
 
 SUBCOMMANDS: tuple[Callable[[Any], argparse.ArgumentParser | None], ...] = (
-    add_infer_parser, add_convert_parser, add_shards_parser, add_eval_parser, add_pseudo_label_parser,
+    add_infer_parser,
+    add_convert_parser,
+    add_shards_parser,
+    add_eval_parser,
+    add_pseudo_label_parser,
     add_lightning_parsers,
-)  # fmt: skip
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Depth Anything style monocular depth models. infer, convert, shards, eval and pseudo-label are tools; "
             "fit, validate, test and predict run LightningCLI (jsonargparse: --config cfg.yaml, --model, --data, "
-            "--trainer.*), e.g. anydepth fit --config configs/trainer/ddp.yaml --config configs/teacher/vits.yaml, "
+            "--trainer.*; later configs override earlier ones), e.g. anydepth fit --config configs/trainer/ddp.yaml "
+            "--config configs/stages/teacher.yaml --config configs/model/vits.yaml (hardware, recipe, model preset), "
             "anydepth test --config configs/eval/test.yaml --model.init_args.checkpoint CKPT "
             "--data.init_args.data_root DIR (zero-shot evaluation; --trainer.devices N runs DDP)."
         ),
@@ -75,4 +80,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

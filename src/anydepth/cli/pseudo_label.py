@@ -18,11 +18,21 @@ def run_pseudo_label(args: argparse.Namespace) -> int:
 
     try:
         manifest = pseudo_label(
-            args.checkpoint, args.input, args.out, input_size=args.input_size, flip_tta=args.flip_tta,
-            batch_size=args.batch_size, num_workers=args.num_workers, accelerator=args.accelerator,
-            devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision,
-            encoder=args.encoder, version=args.version,
-        )  # fmt: skip
+            args.checkpoint,
+            args.input,
+            args.out,
+            input_size=args.input_size,
+            flip_tta=args.flip_tta,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            accelerator=args.accelerator,
+            devices=args.devices,
+            num_nodes=args.num_nodes,
+            strategy=args.strategy,
+            precision=args.precision,
+            encoder=args.encoder,
+            version=args.version,
+        )
     except PseudoLabelError as err:
         raise UsageError(str(err)) from err
     if rank_zero_only.rank == 0:
@@ -49,20 +59,26 @@ def add_pseudo_label_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_checkpoint_arguments(parser)
     parser.add_argument(
-        "--input", required=True, nargs="+", metavar="SHARDS",
+        "--input",
+        required=True,
+        nargs="+",
+        metavar="SHARDS",
         help="input shard directories with manifest.json (or shard paths / patterns a manifest lists)",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory (data_shards/NAME)")
     parser.add_argument(
-        "--flip-tta", action="store_true",
+        "--flip-tta",
+        action="store_true",
         help="average with the un-flipped prediction of the horizontally flipped image (2x the compute)",
-    )  # fmt: skip
+    )
     add_prediction_run_arguments(parser, devices="auto")
     parser.add_argument("--num-nodes", type=int, default=1, metavar="N", help="number of nodes (default: 1)")
     parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default: auto)")
     parser.add_argument(
-        "--precision", default="32-true", choices=("32-true", "16-mixed", "bf16-mixed"),
+        "--precision",
+        default="32-true",
+        choices=("32-true", "16-mixed", "bf16-mixed"),
         help="Lightning precision (default: 32-true)",
-    )  # fmt: skip
+    )
     parser.set_defaults(func=run_pseudo_label)
     return parser

@@ -78,16 +78,20 @@ def add_shards_parser(subparsers: Any) -> argparse.ArgumentParser:
     build.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory, e.g. data_shards/NAME")
     build.add_argument("--split", default=None, help="dataset split, for readers that have splits")
     build.add_argument(
-        "--max-side", type=int, default=None, metavar="N",
+        "--max-side",
+        type=int,
+        default=None,
+        metavar="N",
         help="downscale samples whose longer side exceeds N pixels (default: keep the size)",
-    )  # fmt: skip
+    )
     build.add_argument("--samples-per-shard", type=int, default=1000, metavar="N", help="shard size (default: 1000)")
     build.add_argument("--workers", type=int, default=1, metavar="N", help="parallel processes (default: 1)")
     build.add_argument("--seed", type=int, default=0, metavar="N", help="shuffle seed (default: 0)")
     build.add_argument(
-        "--resume", action="store_true",
+        "--resume",
+        action="store_true",
         help="continue an interrupted build in --out, keeping its complete shards (same settings required)",
-    )  # fmt: skip
+    )
     build.add_argument("--image-format", choices=IMAGE_FORMATS, default="jpg", help="image encoding (default: jpg)")
     build.add_argument("--label-dtype", choices=LABEL_DTYPES, default="float32", help="label dtype (default: float32)")
     build.set_defaults(func=run_shards_build)

@@ -24,26 +24,12 @@ __all__ = [
     "LabeledDataModule",
     "MixedDataModule",
     "UnlabeledDataModule",
-    "check_prediction_settings",
 ]
 
 logger = logging.getLogger(__name__)
 
 LABELED_TO_UNLABELED_RATIO = 2
 """Paper Sec. 4.1: "The ratio of labeled and unlabeled images is set as 1:2 in each batch"."""
-
-
-def check_prediction_settings(
-    input_size: int, batch_size: int, num_workers: int = 0, error: type[ValueError] = ValueError
-) -> None:
-    """Raise ``error`` naming the setting unless ``input_size >= 14`` (one ViT patch), ``batch_size >= 1`` and
-    ``num_workers >= 0``: the options of every tool that runs a model over shards (evaluation, pseudo-labels)."""
-    if input_size < 14:
-        raise error(f"input_size must be at least 14 (one ViT patch), got {input_size}")
-    if batch_size < 1:
-        raise error(f"batch_size must be at least 1, got {batch_size}")
-    if num_workers < 0:
-        raise error(f"num_workers must be >= 0, got {num_workers}")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -89,7 +75,10 @@ class _ShardDataModule(pl.LightningDataModule):
         if not dataset.resampled and len(dataset.shards.urls) < dataset.world_size * max(1, self.num_workers):
             logger.warning(
                 "%s: %d shards for %d ranks x %d workers: some will read nothing; write more, smaller shards",
-                dataset.name, len(dataset.shards.urls), dataset.world_size, max(1, self.num_workers),
+                dataset.name,
+                len(dataset.shards.urls),
+                dataset.world_size,
+                max(1, self.num_workers),
             )
         return ShardLoader(dataset, num_workers=self.num_workers, pin_memory=self.pin_memory, epoch_fn=self._epoch)
 
@@ -147,8 +136,13 @@ class LabeledDataModule(_ShardDataModule):
 
     def train_dataset(self) -> ShardDataset:
         return self._dataset(
-            self.train_shards, TrainTransform(self.size), self.batch_size, resampled=self.resampled,
-            shuffle_buffer=self.shuffle_buffer, samples_per_epoch=self.samples_per_epoch, drop_last=True,
+            self.train_shards,
+            TrainTransform(self.size),
+            self.batch_size,
+            resampled=self.resampled,
+            shuffle_buffer=self.shuffle_buffer,
+            samples_per_epoch=self.samples_per_epoch,
+            drop_last=True,
             name="labeled",
         )
 
@@ -188,8 +182,13 @@ class UnlabeledDataModule(_ShardDataModule):
 
     def train_dataloader(self) -> ShardLoader:
         dataset = self._dataset(
-            self.train_shards, UnlabeledTransform(self.size), self.batch_size, resampled=self.resampled,
-            shuffle_buffer=self.shuffle_buffer, samples_per_epoch=self.samples_per_epoch, drop_last=True,
+            self.train_shards,
+            UnlabeledTransform(self.size),
+            self.batch_size,
+            resampled=self.resampled,
+            shuffle_buffer=self.shuffle_buffer,
+            samples_per_epoch=self.samples_per_epoch,
+            drop_last=True,
             name="unlabeled",
         )
         return self._loader(dataset)
@@ -245,12 +244,20 @@ class MixedDataModule(_ShardDataModule):
 
     def train_dataloader(self) -> CombinedLoader:
         unlabeled = self._dataset(
-            self.pseudo_shards, UnlabeledTransform(self.size), self.unlabeled_batch_size,
-            shuffle_buffer=self.shuffle_buffer, samples_per_epoch=self.samples_per_epoch, name="unlabeled",
+            self.pseudo_shards,
+            UnlabeledTransform(self.size),
+            self.unlabeled_batch_size,
+            shuffle_buffer=self.shuffle_buffer,
+            samples_per_epoch=self.samples_per_epoch,
+            name="unlabeled",
         )
         labeled = self._dataset(
-            self.labeled_shards, TrainTransform(self.size), self.labeled_batch_size,
-            shuffle_buffer=self.shuffle_buffer, batches_per_epoch=unlabeled.batches_per_rank, name="labeled",
+            self.labeled_shards,
+            TrainTransform(self.size),
+            self.labeled_batch_size,
+            shuffle_buffer=self.shuffle_buffer,
+            batches_per_epoch=unlabeled.batches_per_rank,
+            name="labeled",
         )
         loaders = {"labeled": self._loader(labeled), "unlabeled": self._loader(unlabeled)}
         return CombinedLoader(loaders, mode="min_size")

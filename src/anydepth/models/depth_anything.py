@@ -169,9 +169,19 @@ class DepthAnything(nn.Module):
     ) -> None:
         super().__init__()
         self.config = resolve_config(
-            encoder, version, embed_dim, depth, num_heads, swiglu, features, out_channels,
-            layer_indices, use_bn, use_clstoken, pos_embed_interpolation,
-        )  # fmt: skip
+            encoder,
+            version,
+            embed_dim,
+            depth,
+            num_heads,
+            swiglu,
+            features,
+            out_channels,
+            layer_indices,
+            use_bn,
+            use_clstoken,
+            pos_embed_interpolation,
+        )
         cfg = self.config
         self.pretrained = DINOv2Encoder(
             cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.swiglu, pos_embed_interpolation, grad_checkpointing

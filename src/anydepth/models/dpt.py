@@ -95,9 +95,7 @@ class DPTHead(nn.Module):
             )
         self.scratch = nn.Module()
         for i, channels in enumerate(out_channels, start=1):
-            self.scratch.add_module(
-                f"layer{i}_rn", nn.Conv2d(channels, features, kernel_size=3, padding=1, bias=False)
-            )
+            self.scratch.add_module(f"layer{i}_rn", nn.Conv2d(channels, features, kernel_size=3, padding=1, bias=False))
         for i in range(1, 5):
             self.scratch.add_module(f"refinenet{i}", FeatureFusionBlock(features, use_bn))
         self.scratch.output_conv1 = nn.Conv2d(features, features // 2, kernel_size=3, padding=1)
@@ -124,9 +122,7 @@ class DPTHead(nn.Module):
             maps.append(self.resize_layers[i](self.projects[i](x)))
         return maps
 
-    def forward(
-        self, features: list[tuple[torch.Tensor, torch.Tensor]], patch_h: int, patch_w: int
-    ) -> torch.Tensor:
+    def forward(self, features: list[tuple[torch.Tensor, torch.Tensor]], patch_h: int, patch_w: int) -> torch.Tensor:
         layer_1, layer_2, layer_3, layer_4 = self.reassemble(features, patch_h, patch_w)
         s = self.scratch
         layer_1, layer_2 = s.layer1_rn(layer_1), s.layer2_rn(layer_2)

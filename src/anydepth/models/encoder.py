@@ -124,9 +124,7 @@ class DINOv2Encoder(VisionTransformer):
 
     def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
         batch, grid_h, grid_w, dim = x.shape
-        pos_embed = interpolate_pos_embed(
-            self.pos_embed, grid_h, grid_w, self.pos_embed_interpolation, dtype=x.dtype
-        )
+        pos_embed = interpolate_pos_embed(self.pos_embed, grid_h, grid_w, self.pos_embed_interpolation, dtype=x.dtype)
         tokens = torch.cat((self.cls_token.expand(batch, -1, -1), x.reshape(batch, -1, dim)), dim=1)
         return self.pos_drop(tokens + pos_embed)
 

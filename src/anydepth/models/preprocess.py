@@ -53,9 +53,7 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return (images - mean) / std
 
 
-def prepare_images(
-    images: list[np.ndarray], input_size: int, device: torch.device | str = "cpu"
-) -> torch.Tensor:
+def prepare_images(images: list[np.ndarray], input_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """Same-sized uint8 RGB arrays to one normalised ``B x 3 x h x w`` network batch."""
     height, width = images[0].shape[:2]
     batch = torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float() / 255.0

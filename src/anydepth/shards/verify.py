@@ -33,8 +33,9 @@ class VerifyReport:
         checked = f"{self.shards} shard{'s' * (self.shards != 1)}, {self.samples} sample{'s' * (self.samples != 1)}"
         if self.ok:
             return f"OK: {checked} in {self.directory} match manifest.json and decode"
-        lines = [f"{len(self.problems)} problem{'s' * (len(self.problems) != 1)} in {self.directory} ({checked} "
-                 "checked):"]  # fmt: skip
+        lines = [
+            f"{len(self.problems)} problem{'s' * (len(self.problems) != 1)} in {self.directory} ({checked} checked):"
+        ]
         lines += [f"  {problem}" for problem in self.problems[:max_listed]]
         if len(self.problems) > max_listed:
             lines.append(f"  ... and {len(self.problems) - max_listed} more")
@@ -89,8 +90,10 @@ def verify_shards(directory: str | os.PathLike[str]) -> VerifyReport:
         if size != shard.bytes:
             report.problems.append(f"{shard.name}: {size} bytes, the manifest says {shard.bytes}")
         if sha256 != shard.sha256:
-            report.problems.append(f"{shard.name}: sha256 {sha256[:16]}... does not match the manifest's "
-                                   f"{str(shard.sha256)[:16]}... (the file changed after the build)")  # fmt: skip
+            report.problems.append(
+                f"{shard.name}: sha256 {sha256[:16]}... does not match the manifest's "
+                f"{str(shard.sha256)[:16]}... (the file changed after the build)"
+            )
         count = 0
         try:
             for record in _records(path):
@@ -115,4 +118,3 @@ def verify_shards(directory: str | os.PathLike[str]) -> VerifyReport:
         if stray.name not in listed:
             report.problems.append(f"{stray.name}: not listed in manifest.json (left over from another build?)")
     return report
-

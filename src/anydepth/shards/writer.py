@@ -21,7 +21,6 @@ SHARD_PATTERN = re.compile(r"^shard-(\d{6})\.(tar|json|tar\.tmp|json\.tmp)$")
 _TAR_OPTIONS = dict(user="anydepth", group="anydepth", mode=0o444, mtime=0, encoder=False, format="PAX_FORMAT")
 
 
-
 def shard_name(index: int) -> str:
     """``shard-000042.tar`` for chunk 42."""
     return f"shard-{index:06d}.tar"
@@ -62,8 +61,15 @@ class ShardWriter:
             self.abort()
             raise
         size, sha256 = file_digest(final) if self.samples else (0, None)
-        completion = {"name": self.name, "index": self.index, "inputs": inputs, "samples": self.samples,
-                      "bytes": size, "sha256": sha256, "skipped": skipped}  # fmt: skip
+        completion = {
+            "name": self.name,
+            "index": self.index,
+            "inputs": inputs,
+            "samples": self.samples,
+            "bytes": size,
+            "sha256": sha256,
+            "skipped": skipped,
+        }
         atomic_write_json(self.out_dir / f"shard-{self.index:06d}.json", completion)
         return completion
 
@@ -92,5 +98,3 @@ def completed_shard(out_dir: Path, index: int, check_sha256: bool = True) -> dic
     record_path.unlink(missing_ok=True)
     tar_path.unlink(missing_ok=True)
     return None
-
-

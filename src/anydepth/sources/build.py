@@ -62,6 +62,8 @@ logger = logging.getLogger(__name__)
 IMAGE_FORMATS: tuple[str, ...] = ("jpg", "png")
 LABEL_DTYPES: tuple[str, ...] = ("float16", "float32")
 STATE_NAME = "build.json"
+
+
 class BuildError(ValueError):
     """Bad build settings, or an output directory that does not fit the requested build."""
 
@@ -197,8 +199,9 @@ def _resolve_source(
     return cls, name, ("class", cls, root, split, dict(source_kwargs or {}))
 
 
-def _check_settings(max_side: int | None, samples_per_shard: int, workers: int, image_format: str,
-                    label_dtype: str) -> None:  # fmt: skip
+def _check_settings(
+    max_side: int | None, samples_per_shard: int, workers: int, image_format: str, label_dtype: str
+) -> None:
     if max_side is not None and max_side < 1:
         raise BuildError(f"max_side must be at least 1 (or None for no downscaling), got {max_side}")
     if samples_per_shard < 1:
@@ -262,8 +265,9 @@ def _run_tasks(
             yield _build_shard(source, task)
         return
     context = multiprocessing.get_context(start_method)
-    executor = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_init_worker,
-                                   initargs=(spec,))  # fmt: skip
+    executor = ProcessPoolExecutor(
+        min(workers, len(tasks)), mp_context=context, initializer=_init_worker, initargs=(spec,)
+    )
     try:
         pending = {executor.submit(_run_task, task) for task in tasks}
         while pending:
@@ -303,9 +307,15 @@ def build_shards(
     source = _make_source(spec)
     split = source.split if spec[0] == "instance" else split
     settings = {
-        "source": name, "split": split, "max_side": max_side, "samples_per_shard": samples_per_shard, "seed": seed,
-        "image_format": image_format, "label_dtype": label_dtype, "source_kwargs": dict(source_kwargs or {}),
-    }  # fmt: skip
+        "source": name,
+        "split": split,
+        "max_side": max_side,
+        "samples_per_shard": samples_per_shard,
+        "seed": seed,
+        "image_format": image_format,
+        "label_dtype": label_dtype,
+        "source_kwargs": dict(source_kwargs or {}),
+    }
     try:
         settings = json.loads(json.dumps(settings))
     except TypeError as err:
@@ -346,8 +356,14 @@ def build_shards(
         records[record["index"]] = record
         for skip in record["skipped"]:
             logger.warning("skipped %s: %s", skip["input"], skip["reason"])
-        logger.info("%s: %d written, %d skipped (%d/%d shards done)", record["name"], record["samples"],
-                    len(record["skipped"]), len(records), len(chunks))  # fmt: skip
+        logger.info(
+            "%s: %d written, %d skipped (%d/%d shards done)",
+            record["name"],
+            record["samples"],
+            len(record["skipped"]),
+            len(records),
+            len(chunks),
+        )
 
     ordered = [records[i] for i in range(len(chunks))]
     manifest = Manifest(
@@ -359,8 +375,11 @@ def build_shards(
         synthetic=bool(getattr(source, "synthetic", False)),
         settings=settings,
         skipped=sorted((s for r in ordered for s in r["skipped"]), key=lambda s: s["input"]),
-        extra={"root": None if root is None else str(root), "num_inputs": state["num_inputs"],
-               "inputs_sha256": state["inputs_sha256"]},  # fmt: skip
+        extra={
+            "root": None if root is None else str(root),
+            "num_inputs": state["num_inputs"],
+            "inputs_sha256": state["inputs_sha256"],
+        },
     )
     manifest.save(out)
     return manifest

@@ -98,8 +98,9 @@ class DepthTrainingModule(pl.LightningModule):
         if not isinstance(model, DepthAnything):
             raise TypeError(f"model must be an anydepth.DepthAnything, got {type(model).__name__}")
         if encoder_lr <= 0 or decoder_lr_multiplier <= 0:
-            raise ValueError(f"encoder_lr and decoder_lr_multiplier must be > 0, got {encoder_lr}, "
-                             f"{decoder_lr_multiplier}")  # fmt: skip
+            raise ValueError(
+                f"encoder_lr and decoder_lr_multiplier must be > 0, got {encoder_lr}, {decoder_lr_multiplier}"
+            )
         self.model = model
         freeze_unused_parameters(model)
         if head_bias_init is not None:
@@ -152,11 +153,17 @@ class DepthTrainingModule(pl.LightningModule):
         """AdamW with the encoder at ``encoder_lr`` and the decoder at ``decoder_lr_multiplier`` times that, decayed
         linearly to 0 over the run's optimiser steps (Sec. 4.1). Frozen parameters never enter the optimiser."""
         groups = [
-            {"name": "encoder", "params": [p for p in self.model.pretrained.parameters() if p.requires_grad],
-             "lr": self.encoder_lr},
-            {"name": "decoder", "params": [p for p in self.model.depth_head.parameters() if p.requires_grad],
-             "lr": self.encoder_lr * self.decoder_lr_multiplier},
-        ]  # fmt: skip
+            {
+                "name": "encoder",
+                "params": [p for p in self.model.pretrained.parameters() if p.requires_grad],
+                "lr": self.encoder_lr,
+            },
+            {
+                "name": "decoder",
+                "params": [p for p in self.model.depth_head.parameters() if p.requires_grad],
+                "lr": self.encoder_lr * self.decoder_lr_multiplier,
+            },
+        ]
         optimizer = AdamW(groups, weight_decay=self.weight_decay, betas=self.betas)
         schedule = LambdaLR(optimizer, LinearDecay(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

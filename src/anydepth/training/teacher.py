@@ -3,7 +3,8 @@
 Paper, Sec. 4.1: "In the first stage, we train a teacher model on labeled images for 20 epochs [...] We only apply
 horizontal flipping as our data augmentation for labeled images." The loss is the affine-invariant loss of
 eq. 1-3 on disparity normalised to [0, 1] per map (the data pipeline's labels). Configured by
-``configs/teacher/vit{s,b,l}.yaml`` (``anydepth fit --config configs/trainer/<hw>.yaml --config ...``).
+``configs/stages/teacher.yaml`` composed with a ``configs/model/vit?.yaml`` preset
+(``anydepth fit --config configs/trainer/<hw>.yaml --config configs/stages/teacher.yaml --config ...``).
 """
 
 from __future__ import annotations

@@ -1,230 +1,35 @@
-"""Offline demo sources for ``make shards-demo``: nothing is downloaded, everything comes from installed packages
-or is rendered.
+"""The demo's SYNTHETIC scene renderer: a small vectorised numpy ray caster (textured ground plane, back wall,
+axis-aligned boxes and spheres, Lambertian shading with shadows) giving an RGB image and its exact z-depth.
 
-- ``demo-unlabeled`` (``DemoUnlabeledSource``): real photographs shipped inside the scikit-image wheel
-  (``skimage/data/*.png|jpg``) and, when scikit-learn is installed, its two sample photos. No labels.
-- ``demo-eval`` (``DemoEvalSource``): the real Middlebury 2014 "motorcycle" left view bundled with scikit-image,
-  with its ground-truth disparity (pixels; ``inf``/NaN = no ground truth -> mask False, label 0).
-- ``demo-train`` (``DemoTrainSource``): SYNTHETIC RGB-D scenes rendered here by a small vectorised numpy ray
-  caster (textured ground plane, back wall, axis-aligned boxes and spheres, Lambertian shading with shadows),
-  with exact z-depth in metres. Every sample says ``"synthetic": true`` in its meta.
-
-For all three kinds the dataset ``root`` is not read: pass any path (e.g. the output folder); it need not exist.
+``random_scene`` samples a scene, ``render_scene`` renders one. World frame: X right, Y up, Z forward, metres;
+the ground is the plane Y = 0.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
-from anydepth.shards.schema import Sample
-from anydepth.sources.base import Source, SourceError, SourceItem
+from anydepth.sources.demo.bundled import package_dir
 
 RENDERER = "anydepth ray caster v1"
-VAL_SEED_OFFSET = 1_000_000_000  # split "val" renders scenes seed + VAL_SEED_OFFSET + index (disjoint from train)
-EVAL_SEED_OFFSET = 2_000_000_000  # synthetic eval scenes of DemoEvalSource
 Layout = Literal["random", "ground"]
-
-# Real photographs bundled in the scikit-image wheel (skimage/data). The motorcycle views are the eval image
-# and deliberately not listed, so the demo eval image never leaks into the unlabeled training data.
-SKIMAGE_PHOTOS: dict[str, str] = {
-    "astronaut": "astronaut.png",
-    "camera": "camera.png",  # grayscale, converted to RGB
-    "chelsea": "chelsea.png",
-    "coffee": "coffee.png",
-    "rocket": "rocket.jpg",
-}
-SKLEARN_PHOTOS: dict[str, str] = {"china": "china.jpg", "flower": "flower.jpg"}
 # Photos and photographed surfaces used as textures by the renderer (all bundled in scikit-image).
 TEXTURE_FILES: tuple[str, ...] = (
-    "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "camera.png", "brick.png", "grass.png", "gravel.png",
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "camera.png",
+    "brick.png",
+    "grass.png",
+    "gravel.png",
 )
-MIDDLEBURY_MOTORCYCLE = {  # calibration of the 4x down-sampled images, from skimage.data.stereo_motorcycle
-    "focal_px": 994.978, "cx": 311.193, "cy": 254.877, "doffs_px": 31.086, "baseline_m": 0.193001,
-}
-
-
-def _package_dir(package: str) -> Path | None:
-    """The installed directory of ``package`` without importing it (None if it is not installed)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def bundled_photos() -> dict[str, Path]:
-    """``{"skimage/astronaut": path, ...}``: the real photos shipped in installed packages (sorted by key).
-
-    scikit-image photos are always listed when scikit-image is installed; scikit-learn's ``china``/``flower``
-    only when scikit-learn is installed (skipped silently otherwise). Only files present on disk are listed.
-    """
-    found: dict[str, Path] = {}
-    for package, folder, files in (("skimage", "data", SKIMAGE_PHOTOS), ("sklearn", "datasets/images", SKLEARN_PHOTOS)):
-        root = _package_dir(package)
-        if root is None:
-            continue
-        for name, filename in files.items():
-            path = root / folder / filename
-            if path.is_file():
-                found[f"{package}/{name}"] = path
-    return dict(sorted(found.items()))
-
-
-def _read_rgb(path: str | Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-class DemoUnlabeledSource(Source):
-    """Real photos bundled with scikit-image (astronaut, camera, chelsea, coffee, rocket) and scikit-learn (china,
-    flower; only if installed), at the size the package ships them. Unlabeled (``label_kind`` None).
-
-    Layout: none; ``root`` is ignored (any path). Keys ``skimage/<name>`` and ``sklearn/<name>``.
-    """
-
-    name = "demo-unlabeled"
-    label_kind = None
-    synthetic: ClassVar[bool] = False
-
-    def __init__(self, root: str | Path, split: str | None = None) -> None:
-        self.root, self.split = Path(root), split  # root is not read, so it need not exist
-
-    def items(self) -> list[SourceItem]:
-        photos = bundled_photos()
-        if not photos:
-            raise SourceError(f"{self.name}: no bundled photos found; install scikit-image (pip install scikit-image)")
-        return [SourceItem(key=key, paths={"image": str(path)}, extra={"package": key.split("/")[0]})
-                for key, path in photos.items()]
-
-    def load(self, item: SourceItem) -> Sample:
-        image = _read_rgb(item.paths["image"])
-        meta = {"source": self.name, "label_kind": None, "original_size": list(image.shape[:2]), "scale": 1.0,
-                "package": item.extra.get("package", item.key.split("/")[0]), "synthetic": False}
-        return Sample(key=item.key, image=image, meta=meta)
-
-
-class DemoEvalSource(Source):
-    """The real Middlebury 2014 "motorcycle" left view (500 x 741) bundled with scikit-image, labeled with its
-    ground-truth disparity in pixels (``label_kind`` ``disparity``; no ground truth (inf/NaN) -> mask False,
-    label 0). Middlebury convention: depth [m] = focal_px * baseline_m / (disparity + doffs_px), the
-    calibration is in meta.
-
-    ``synthetic_scenes`` > 0 appends that many SYNTHETIC rendered scenes (keys ``synthetic-eval/scene_NNNNN``,
-    meta ``"synthetic": true``, seeds disjoint from ``demo-train``) whose disparity is focal_px * 0.1 m / z-depth
-    (a virtual 10 cm stereo baseline). Layout: none; ``root`` is ignored (any path); ``split`` is ignored.
-    """
-
-    name = "demo-eval"
-    label_kind = "disparity"
-    synthetic: ClassVar[bool] = False  # the motorcycle is real; optional synthetic scenes say so in their meta
-    virtual_baseline_m = 0.1
-
-    def __init__(self, root: str | Path, split: str | None = None, *, synthetic_scenes: int = 0,
-                 size: tuple[int, int] = (240, 320), seed: int = 0) -> None:
-        self.root, self.split = Path(root), split
-        self.synthetic_scenes, self.size, self.seed = int(synthetic_scenes), (int(size[0]), int(size[1])), int(seed)
-
-    def items(self) -> list[SourceItem]:
-        root = _package_dir("skimage")
-        if root is None:
-            raise SourceError(f"{self.name}: scikit-image is not installed (pip install scikit-image)")
-        files = {name: root / "data" / f"motorcycle_{name}" for name in ("left.png", "disp.npz")}
-        missing = [str(p) for p in files.values() if not p.is_file()]
-        if missing:
-            raise SourceError(f"{self.name}: scikit-image lacks the bundled Middlebury motorcycle files {missing}")
-        items = [SourceItem(key="middlebury/motorcycle", paths={"image": str(files["left.png"]),
-                                                                 "disparity": str(files["disp.npz"])})]
-        for index in range(self.synthetic_scenes):
-            scene_seed = self.seed + EVAL_SEED_OFFSET + index
-            items.append(SourceItem(key=f"synthetic-eval/scene_{index:05d}", paths={},
-                                    extra={"index": index, "seed": scene_seed}))
-        return sorted(items, key=lambda item: item.key)
-
-    def load(self, item: SourceItem) -> Sample:
-        if "seed" in item.extra:
-            return self._load_synthetic(item)
-        image = _read_rgb(item.paths["image"])
-        with np.load(item.paths["disparity"]) as data:
-            disparity = np.asarray(data["arr_0"], dtype=np.float32)
-        if disparity.shape != image.shape[:2]:
-            raise ValueError(f"{item.key}: disparity {disparity.shape} does not match the image {image.shape[:2]}")
-        mask = np.isfinite(disparity) & (disparity > 0)
-        meta = {"source": self.name, "label_kind": "disparity", "original_size": list(image.shape[:2]),
-                "scale": 1.0, "synthetic": False, "dataset": "Middlebury 2014 (motorcycle, 4x down-sampled)",
-                "package": "skimage", "disparity_unit": "px", **MIDDLEBURY_MOTORCYCLE}
-        return Sample(key=item.key, image=image, label=np.where(mask, disparity, 0).astype(np.float32),
-                      mask=mask, meta=meta)
-
-    def _load_synthetic(self, item: SourceItem) -> Sample:
-        seed = int(item.extra["seed"])
-        scene = random_scene(np.random.default_rng(seed))
-        result = render_scene(scene, self.size, noise_seed=seed)
-        valid = ~result.sky
-        disparity = np.zeros(self.size, np.float32)
-        disparity[valid] = (result.fx * self.virtual_baseline_m / result.depth[valid]).astype(np.float32)
-        meta = {"source": self.name, "label_kind": "disparity", "original_size": list(self.size), "scale": 1.0,
-                "synthetic": True, "renderer": RENDERER, "seed": seed, "index": int(item.extra["index"]),
-                "disparity_unit": "px", "virtual_baseline_m": self.virtual_baseline_m,
-                "intrinsics": result.intrinsics(), "scene": asdict(scene)}
-        return Sample(key=item.key, image=result.image, label=disparity, mask=valid, sky=result.sky, meta=meta)
-
-
-class DemoTrainSource(Source):
-    """SYNTHETIC RGB-D training scenes rendered on the fly (``label_kind`` ``depth``, exact z-depth in metres;
-    sky = rays that hit nothing -> label 0, mask False, ``sky`` True).
-
-    Scene ``index`` of split "train" (or None) is ``random_scene(np.random.default_rng(seed + index))``; split
-    "val" uses ``seed + VAL_SEED_OFFSET + index`` so the two splits never share a scene. ``layout="ground"``
-    renders only the ground plane seen by a horizontal camera (analytically checkable). Keys
-    ``synthetic/scene_NNNNN``; meta has ``"synthetic": true``, ``renderer``, ``seed``, ``intrinsics`` and the
-    whole scene description. Layout: none; ``root`` is ignored (any path).
-    """
-
-    name = "demo-train"
-    label_kind = "depth"
-    synthetic: ClassVar[bool] = True  # the builder copies this into manifest.json
-
-    def __init__(self, root: str | Path, split: str | None = None, *, num_scenes: int = 256,
-                 size: tuple[int, int] = (240, 320), seed: int = 0, layout: Layout = "random") -> None:
-        self.root, self.split = Path(root), split
-        if split not in (None, "train", "val"):
-            raise SourceError(f"{self.name}: split must be 'train' or 'val', got {split!r}")
-        if layout not in ("random", "ground"):
-            raise SourceError(f"{self.name}: layout must be 'random' or 'ground', got {layout!r}")
-        if num_scenes < 0 or min(size) < 2:
-            raise SourceError(f"{self.name}: need num_scenes >= 0 and size >= 2 x 2, got {num_scenes}, {size}")
-        self.num_scenes, self.size, self.seed, self.layout = int(num_scenes), (int(size[0]), int(size[1])), \
-            int(seed), layout
-
-    def scene_seed(self, index: int) -> int:
-        """The RNG seed of scene ``index`` in this split."""
-        return self.seed + (VAL_SEED_OFFSET if self.split == "val" else 0) + index
-
-    def items(self) -> list[SourceItem]:
-        return [SourceItem(key=f"synthetic/scene_{i:05d}", paths={}, extra={"index": i, "seed": self.scene_seed(i)})
-                for i in range(self.num_scenes)]
-
-    def load(self, item: SourceItem) -> Sample:
-        seed = int(item.extra["seed"])
-        scene = random_scene(np.random.default_rng(seed), layout=self.layout)
-        result = render_scene(scene, self.size, noise_seed=seed)
-        meta = {"source": self.name, "label_kind": "depth", "original_size": list(self.size), "scale": 1.0,
-                "synthetic": True, "renderer": RENDERER, "seed": seed, "index": int(item.extra["index"]),
-                "split": self.split or "train", "layout": self.layout, "depth_unit": "m",
-                "intrinsics": result.intrinsics(), "scene": asdict(scene)}
-        return Sample(key=item.key, image=result.image, label=result.depth, mask=~result.sky, sky=result.sky,
-                      meta=meta)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The synthetic renderer. World frame: X right, Y up, Z forward, metres; the ground is the plane Y = 0.
 
 
 @dataclass(frozen=True)
@@ -333,9 +138,16 @@ def _random_material(rng: np.random.Generator, photos: bool = True) -> Material:
     kind = str(rng.choice(kinds))
     color_a, color_b = _color(rng), _color(rng)
     scale = float(rng.uniform(0.2, 1.2)) if kind != "photo" else float(rng.uniform(1.0, 4.0))
-    return Material(kind=kind, color_a=color_a, color_b=color_b, scale=scale, angle=float(rng.uniform(0, math.pi)),
-                    photo=str(rng.choice(TEXTURE_FILES)) if kind == "photo" else "",
-                    offset=(float(rng.random()), float(rng.random())), seed=int(rng.integers(0, 2**31 - 1)))
+    return Material(
+        kind=kind,
+        color_a=color_a,
+        color_b=color_b,
+        scale=scale,
+        angle=float(rng.uniform(0, math.pi)),
+        photo=str(rng.choice(TEXTURE_FILES)) if kind == "photo" else "",
+        offset=(float(rng.random()), float(rng.random())),
+        seed=int(rng.integers(0, 2**31 - 1)),
+    )
 
 
 def random_scene(rng: np.random.Generator, layout: Layout = "random") -> Scene:
@@ -344,15 +156,23 @@ def random_scene(rng: np.random.Generator, layout: Layout = "random") -> Scene:
     1-4 boxes and 0-3 spheres standing in the view 3-20 m away, random textures (checker, stripes, value noise,
     plain, photo crops) and a random sun. ``layout="ground"``: pitch 0, ground plane only (depth = h f / (v - cy))."""
     photos = bool(_texture_images())
-    camera = Camera(height=float(rng.uniform(1.0, 2.5)), pitch_deg=float(rng.uniform(-15, 5)),
-                    yaw_deg=float(rng.uniform(-25, 25)), hfov_deg=float(rng.uniform(50, 75)))
+    camera = Camera(
+        height=float(rng.uniform(1.0, 2.5)),
+        pitch_deg=float(rng.uniform(-15, 5)),
+        yaw_deg=float(rng.uniform(-25, 25)),
+        hfov_deg=float(rng.uniform(50, 75)),
+    )
     ground = _random_material(rng, photos)
     elevation, azimuth = rng.uniform(math.radians(25), math.radians(70)), rng.uniform(0, 2 * math.pi)
     light = (math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth))
     common: dict[str, Any] = dict(
-        ground=ground, light_dir=light, ambient=float(rng.uniform(0.25, 0.45)),
+        ground=ground,
+        light_dir=light,
+        ambient=float(rng.uniform(0.25, 0.45)),
         sky_top=(float(rng.uniform(0.15, 0.45)), float(rng.uniform(0.35, 0.6)), float(rng.uniform(0.75, 1.0))),
-        sky_horizon=_color(rng, 0.75, 0.97), fog_distance=float(rng.uniform(60, 250)))
+        sky_horizon=_color(rng, 0.75, 0.97),
+        fog_distance=float(rng.uniform(60, 250)),
+    )
     if layout == "ground":
         return Scene(camera=Camera(camera.height, 0.0, camera.yaw_deg, camera.hfov_deg), **common)
     has_wall = rng.random() < 0.8
@@ -373,23 +193,35 @@ def random_scene(rng: np.random.Generator, layout: Layout = "random") -> Scene:
         half = rng.uniform(0.15, 1.25, 2)
         height = float(rng.uniform(0.3, 3.0))
         base = float(rng.uniform(0.5, 1.5)) if rng.random() < 0.15 else 0.0  # a few float above the ground
-        boxes.append(Box(lo=(x - float(half[0]), base, z - float(half[1])), hi=(x + float(half[0]), base + height,
-                         z + float(half[1])), material=_random_material(rng, photos)))
+        boxes.append(
+            Box(
+                lo=(x - float(half[0]), base, z - float(half[1])),
+                hi=(x + float(half[0]), base + height, z + float(half[1])),
+                material=_random_material(rng, photos),
+            )
+        )
     spheres = []
     for _ in range(int(rng.integers(0, 4))):
         x, z = place(float(rng.uniform(3.5, far)), float(rng.uniform(-0.8, 0.8)))
         radius = float(rng.uniform(0.2, 1.2))
         lift = float(rng.uniform(0.3, 1.5)) if rng.random() < 0.25 else 0.0
         spheres.append(Sphere(center=(x, radius + lift, z), radius=radius, material=_random_material(rng, photos)))
-    return Scene(camera=camera, wall_distance=wall_distance, wall_height=wall_height, wall=wall, boxes=tuple(boxes),
-                 spheres=tuple(spheres), **common)
+    return Scene(
+        camera=camera,
+        wall_distance=wall_distance,
+        wall_height=wall_height,
+        wall=wall,
+        boxes=tuple(boxes),
+        spheres=tuple(spheres),
+        **common,
+    )
 
 
 @functools.lru_cache(maxsize=1)
 def _texture_images() -> dict[str, np.ndarray]:
     """The bundled scikit-image photos used as textures, float32 in [0, 1], at most 256 px a side (empty
     without scikit-image: scenes then use procedural textures only)."""
-    root = _package_dir("skimage")
+    root = package_dir("skimage")
     images: dict[str, np.ndarray] = {}
     if root is None:
         return images

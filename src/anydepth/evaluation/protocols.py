@@ -1,0 +1,258 @@
+"""How each benchmark is scored: the :class:`Protocol` record and the one registry of them (package data).
+
+Protocol (paper, supplementary Sec. 1): "During inference, we do not crop images and only ensure both sides are
+multipliers of 14 [...]. Evaluation is performed at the original resolution by interpolating the prediction.
+Following MiDaS, in zero-shot evaluation, the scale and shift of our prediction are manually aligned with the ground
+truth." The paper gives no depth ranges or crops: the registry ``protocols.yaml`` beside this module documents the
+convention chosen for each benchmark and where it comes from (``note``). It is loaded once into :data:`PROTOCOLS`
+and :data:`DEFAULT_BENCHMARKS`; :func:`load_protocols` merges a user's YAML over it field by field.
+
+This module imports no Lightning, so the command line reads the registry cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import torch
+import yaml
+from torch import Tensor
+
+from anydepth.metrics import RelativeDepthMetrics
+
+__all__ = [
+    "CROPS",
+    "DEFAULT_BENCHMARKS",
+    "DEFAULT_PROTOCOLS_YAML",
+    "PROTOCOLS",
+    "EvaluationError",
+    "Protocol",
+    "load_protocols",
+    "protocol_table",
+]
+
+CropName = Literal["none", "eigen", "garg"]
+AlignName = Literal["disparity", "depth", "none"]
+
+CROPS: dict[str, tuple[float, float, float, float] | None] = {
+    "none": None,
+    # Eigen et al. (NIPS 2014) crop of NYUv2's 480 x 640 frames: rows 45:471, columns 41:601 (as Marigold's
+    # nyu_dataset.py and BTS). Written as fractions so it scales with the ground truth; exact on 480 x 640.
+    "eigen": (45 / 480, 471 / 480, 41 / 640, 601 / 640),
+    # Garg et al. (ECCV 2016) crop of KITTI, the fractions of the BTS / ZoeDepth / Marigold evaluation code.
+    "garg": (0.40810811, 0.99189189, 0.03594771, 0.96405229),
+}
+"""Crop -> ``(top, bottom, left, right)`` fractions of the ground-truth height / width; the kept region is
+``rows int(top * H) : int(bottom * H)``, ``columns int(left * W) : int(right * W)`` (the reference code's ``int``
+truncation)."""
+
+_CROP_TEXT = {
+    "none": "none",
+    "eigen": "Eigen (rows 45:471, cols 41:601 of 480×640)",
+    "garg": "Garg ([0.4081 H, 0.9919 H) × [0.0359 W, 0.9641 W))",
+}
+
+DEFAULT_PROTOCOLS_YAML = files(__package__) / "protocols.yaml"
+"""The registry (package data): ``default_benchmarks`` and ``protocols: {name: {field: value}}``. Users override it
+with a flat ``{name: {field: value}}`` file (:func:`load_protocols`; the registry's header comment shows how)."""
+
+
+class EvaluationError(ValueError):
+    """A benchmark that cannot be evaluated as asked (unknown name, missing or partial shards, bad protocol file)."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How one benchmark is scored.
+
+    Attributes:
+        name: the benchmark, also the reader kind and (unless ``shards`` says otherwise) the shard directory name
+            under ``data_root``.
+        min_depth: ground truth at or below is invalid (metres; for disparity ground truth, units of the image's
+            median depth, see :func:`~anydepth.metrics.depth_from_label`); also the lower clamp of the prediction.
+        max_depth: ground truth at or above is invalid, or None for no cap; also the upper clamp of the prediction
+            and, as ``1 / max_depth``, the floor of the aligned disparity.
+        crop: evaluation crop (:data:`CROPS`), applied as fractions of the ground-truth size.
+        align: ``"disparity"`` (MiDaS / Depth Anything zero-shot: least squares on ``1 / depth``), ``"depth"``
+            (least squares on depth) or ``"none"`` (the prediction is metric depth).
+        note: where the convention comes from (rendered by :func:`protocol_table`).
+        shards: the benchmark's shard directory, relative to ``data_root`` or absolute (None: ``name``).
+    """
+
+    name: str
+    min_depth: float
+    max_depth: float | None
+    crop: CropName = "none"
+    align: AlignName = "disparity"
+    note: str = ""
+    shards: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise EvaluationError("a protocol needs a name")
+        if self.crop not in CROPS:
+            raise EvaluationError(f"protocol {self.name!r}: crop must be one of {list(CROPS)}, got {self.crop!r}")
+        if self.align not in get_args(AlignName):
+            raise EvaluationError(
+                f"protocol {self.name!r}: align must be one of {list(get_args(AlignName))}, got {self.align!r}"
+            )
+        if self.shards is not None and (not isinstance(self.shards, str) or not self.shards):
+            raise EvaluationError(f"protocol {self.name!r}: shards must be a directory path, got {self.shards!r}")
+        for attr in ("min_depth", "max_depth"):
+            value = getattr(self, attr)
+            if value is None and attr == "max_depth":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise EvaluationError(f"protocol {self.name!r}: {attr} must be a finite number, got {value!r}")
+            object.__setattr__(self, attr, float(value))
+        if self.min_depth < 0:
+            raise EvaluationError(f"protocol {self.name!r}: min_depth must be >= 0, got {self.min_depth}")
+        if self.max_depth is not None and self.max_depth <= self.min_depth:
+            raise EvaluationError(
+                f"protocol {self.name!r}: max_depth ({self.max_depth}) must exceed min_depth ({self.min_depth})"
+            )
+
+    def crop_mask(self, height: int, width: int, device: torch.device | str | None = None) -> Tensor:
+        """``height x width`` bool map of the pixels the crop keeps (all of them for ``"none"``)."""
+        fractions = CROPS[self.crop]
+        if fractions is None:
+            return torch.ones(height, width, dtype=torch.bool, device=device)
+        top, bottom, left, right = fractions
+        keep = torch.zeros(height, width, dtype=torch.bool, device=device)
+        keep[int(top * height) : int(bottom * height), int(left * width) : int(right * width)] = True
+        return keep
+
+    def valid_mask(self, depth: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Pixels that count: ``mask`` (default all) & finite depth & ``min_depth < depth < max_depth`` & crop.
+
+        ``depth`` is ``[B x] H x W`` ground truth in metres; the result has its shape.
+        """
+        valid = torch.isfinite(depth) & (depth > self.min_depth)
+        if self.max_depth is not None:
+            valid &= depth < self.max_depth
+        if mask is not None:
+            valid &= mask.to(torch.bool)
+        return valid & self.crop_mask(depth.shape[-2], depth.shape[-1], depth.device)
+
+    def shard_dir(self, data_root: str | os.PathLike) -> Path:
+        """The benchmark's shard directory: ``data_root / (shards or name)`` (an absolute ``shards`` as is)."""
+        return Path(data_root) / (self.shards or self.name)
+
+    def metric(self) -> RelativeDepthMetrics:
+        """A fresh :class:`~anydepth.metrics.RelativeDepthMetrics` with this protocol's alignment and range."""
+        return RelativeDepthMetrics(align=self.align, min_depth=self.min_depth, max_depth=self.max_depth)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields except ``name``, and ``shards`` only when set (the YAML layout: ``name: {field: value}``)."""
+        skip = ("name",) if self.shards is not None else ("name", "shards")
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+
+
+def _merge(base: Mapping[str, Protocol], entries: Any, origin: str) -> dict[str, Protocol]:
+    """Merge ``{name: {field: value}}`` into ``base`` field by field; a new name must give both depth bounds."""
+    if not isinstance(entries, Mapping):
+        raise EvaluationError(f"{origin}: expected a mapping of benchmark name -> protocol fields, got {entries!r}")
+    known = [f.name for f in fields(Protocol) if f.name != "name"]
+    merged = dict(base)
+    for name, values in entries.items():
+        values = {} if values is None else values
+        if not isinstance(values, Mapping):
+            raise EvaluationError(f"{origin}: {name!r} must map to protocol fields {known}, got {values!r}")
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise EvaluationError(f"{origin}: {name!r} has unknown field(s) {unknown}; protocol fields: {known}")
+        name = str(name)
+        if name in merged:
+            merged[name] = dataclasses.replace(merged[name], **values)
+        else:
+            missing = [f for f in ("min_depth", "max_depth") if f not in values]
+            if missing:
+                raise EvaluationError(f"{origin}: new protocol {name!r} must set {' and '.join(missing)}")
+            merged[name] = Protocol(name=name, **values)
+    return merged
+
+
+def _load_registry() -> tuple[dict[str, Protocol], tuple[str, ...]]:
+    """``(protocols, default benchmarks)`` of :data:`DEFAULT_PROTOCOLS_YAML`, checked (every default has a
+    protocol)."""
+    origin = f"the protocol registry {DEFAULT_PROTOCOLS_YAML}"
+    registry = yaml.safe_load(DEFAULT_PROTOCOLS_YAML.read_text())
+    if not isinstance(registry, Mapping) or set(registry) != {"default_benchmarks", "protocols"}:
+        raise EvaluationError(f"{origin}: expected the keys default_benchmarks and protocols")
+    protocols = _merge({}, registry["protocols"], origin)
+    defaults = tuple(registry["default_benchmarks"])
+    unknown = [name for name in defaults if name not in protocols]
+    if unknown:
+        raise EvaluationError(f"{origin}: default_benchmarks {unknown} have no protocol")
+    return protocols, defaults
+
+
+_REGISTRY = _load_registry()
+PROTOCOLS: dict[str, Protocol] = _REGISTRY[0]
+"""Every registered protocol (the seven paper benchmarks and ``demo``), in registry order; see each ``note`` and
+the README's "Zero-shot evaluation"."""
+DEFAULT_BENCHMARKS: tuple[str, ...] = _REGISTRY[1]
+"""The benchmarks ``anydepth eval`` scores by default: the paper's zero-shot benchmarks (Table 2)."""
+
+
+def load_protocols(
+    path: str | os.PathLike | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Protocol]:
+    """The registry's :data:`PROTOCOLS`, then the YAML file ``path``, then ``overrides``, merged field by field.
+
+    The YAML maps benchmark names to fields (the registry's own file nests them under ``protocols:``; an overrides
+    file does not)::
+
+        kitti:
+          max_depth: 50.0      # only this field changes; kitti keeps its crop, range minimum and alignment
+        scannet:               # a new benchmark: data_root/scannet, both depth bounds required
+          min_depth: 0.001
+          max_depth: 10.0
+          crop: eigen
+          shards: scannet/test   # optional: read data_root/scannet/test instead
+
+    Fields: ``min_depth``, ``max_depth`` (null: no cap), ``crop`` (none / eigen / garg), ``align``
+    (disparity / depth / none), ``note``, ``shards`` (the shard directory, relative to the data root or absolute;
+    default the name). Unknown names or fields raise :class:`EvaluationError`.
+    """
+    protocols = dict(PROTOCOLS)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise EvaluationError(f"protocol file {path} does not exist")
+        try:
+            entries = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise EvaluationError(f"protocol file {path} is not valid YAML: {err}") from err
+        protocols = _merge(protocols, entries or {}, str(path))
+    if overrides:
+        protocols = _merge(protocols, overrides, "overrides")
+    return protocols
+
+
+def protocol_table(protocols: Mapping[str, Protocol] | None = None) -> str:
+    """``protocols`` (default: those of :data:`DEFAULT_BENCHMARKS`, the paper's) as a Markdown table; the README's
+    protocol table is this output."""
+
+    def number(x: float | None) -> str:
+        return "none" if x is None else f"{x:g}"
+
+    if protocols is None:
+        protocols = {name: PROTOCOLS[name] for name in DEFAULT_BENCHMARKS}
+    rows = [
+        "| benchmark | min depth (m) | max depth (m) | crop | alignment | convention |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for p in protocols.values():
+        rows.append(
+            f"| `{p.name}` | {number(p.min_depth)} | {number(p.max_depth)} | {_CROP_TEXT.get(p.crop, p.crop)} "
+            f"| {p.align} | {p.note} |"
+        )
+    return "\n".join(rows)

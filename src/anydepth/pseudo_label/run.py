@@ -1,0 +1,68 @@
+"""``pseudo_label()``: the data engine stage (paper Sec. 3.2) as one call (``anydepth pseudo-label``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from anydepth.prediction import check_prediction_settings, expected_warnings_ignored, offline_trainer
+from anydepth.pseudo_label.labeler import PseudoLabelDataModule, PseudoLabeler
+from anydepth.pseudo_label.state import PseudoLabelError, check_output, input_shards
+from anydepth.pseudo_label.writer import PseudoLabelWriter
+from anydepth.shards.manifest import Manifest
+
+__all__ = ["PSEUDO_LABEL_WARNINGS", "pseudo_label"]
+
+PSEUDO_LABEL_WARNINGS = ("Couldn't infer the batch indices",)  # the writer does not need them
+"""Pseudo-labelling's expected warnings, beyond :data:`~anydepth.prediction.EXPECTED_WARNINGS`."""
+
+
+def pseudo_label(
+    checkpoint: str | os.PathLike,
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    input_size: int = 518,
+    flip_tta: bool = False,
+    batch_size: int = 1,
+    num_workers: int = 2,
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    precision: str = "32-true",
+    resume: bool = True,
+    encoder: str | None = None,
+    version: str | None = None,
+    **trainer_kwargs: Any,
+) -> Manifest:
+    """Pseudo-label the shards ``inputs`` with the teacher ``checkpoint`` into ``out`` (see
+    :mod:`anydepth.pseudo_label`).
+
+    Every process of a DDP run calls this (Lightning's launcher or SLURM starts them). ``accelerator``, ``devices``,
+    ``num_nodes``, ``strategy``, ``precision`` and ``trainer_kwargs`` go to ``lightning.Trainer`` (an
+    :func:`~anydepth.prediction.offline_trainer`); ``encoder`` / ``version`` are the checkpoint hints of
+    :meth:`DepthAnything.from_checkpoint`. Returns the written manifest (on every rank). Raises ``CheckpointError``
+    for a bad checkpoint and :class:`PseudoLabelError` for bad settings, missing inputs or inputs without manifest
+    counts, and an ``out`` that cannot be resumed.
+    """
+    check_prediction_settings(input_size, batch_size, num_workers, PseudoLabelError)
+    specs = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    input_shards(specs)  # fail on missing inputs before loading the teacher
+    labeler = PseudoLabeler(checkpoint, flip_tta, encoder, version)
+    data = PseudoLabelDataModule(specs, out, labeler.teacher_settings(), input_size, batch_size, num_workers, resume)
+    check_output(data.out, data.state, resume)  # once here, before any DDP process starts
+    writer = PseudoLabelWriter(out)
+    trainer = offline_trainer(
+        [writer],
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        precision=precision,
+        **trainer_kwargs,
+    )
+    with expected_warnings_ignored(*PSEUDO_LABEL_WARNINGS):
+        trainer.predict(labeler, datamodule=data, return_predictions=False)
+    return writer.manifest or Manifest.load(out)  # spawn-based strategies set the manifest in child processes only

@@ -1,0 +1,240 @@
+"""Protocols: the maths of ranges, crops and alignment on constructed cases, the registry (package data, one source
+of the protocols and the default benchmarks), YAML overrides and the protocol table."""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import anydepth.evaluation
+from anydepth.cli import build_parser
+from anydepth.evaluation import (
+    CROPS,
+    DEFAULT_BENCHMARKS,
+    DEFAULT_PROTOCOLS_YAML,
+    IMAGES,
+    PROTOCOLS,
+    EvaluationError,
+    Protocol,
+    load_protocols,
+    protocol_table,
+)
+from anydepth.metrics import depth_from_label
+from anydepth.shards.schema import Sample
+
+from helpers import REPO_ROOT
+
+PAPER_BENCHMARKS = ("kitti", "nyuv2", "sintel", "ddad", "eth3d", "diode-indoor", "diode-outdoor")
+"""Table 2 of the paper, in its order."""
+
+
+def depth_in_range(protocol: Protocol, shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Log-uniform depth strictly inside the protocol's range (up to 200 m when it has no cap)."""
+    low = max(protocol.min_depth, 0.05) * 1.05
+    high = (protocol.max_depth if protocol.max_depth is not None else 200.0) * 0.95
+    u = torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return torch.exp(math.log(low) + u * (math.log(high) - math.log(low))).float()
+
+
+# ---------------------------------------------------------------------------------------------- protocol maths
+
+
+@pytest.mark.parametrize("name", list(PROTOCOLS))
+def test_affine_disparity_is_perfect_under_every_protocol(name: str, score: Callable[..., dict]) -> None:
+    protocol = PROTOCOLS[name]
+    b, h, w = 2, 96, 128
+    depth = depth_in_range(protocol, (b, h, w), seed=1)
+    pred = 3.0 / depth + 0.25  # exact affine function of the true disparity
+    mask = torch.ones(b, h, w, dtype=torch.bool)
+    mask[:, 50:60, 60:70] = False
+    # Garbage wherever a pixel must not count: masked, out of range (too near / too far) and outside the crop.
+    pred[~mask] = 1e4
+    depth[:, 0:4, 64:] = protocol.min_depth / 2  # below the range
+    pred[:, 0:4, 64:] = -50.0
+    if protocol.max_depth is not None:
+        depth[:, -4:, :64] = protocol.max_depth * 2  # beyond the range
+        pred[:, -4:, :64] = 77.0
+    outside_crop = ~protocol.crop_mask(h, w)
+    pred[:, outside_crop] = 1e3
+    result = score(protocol, pred, depth, mask)
+    assert result["abs_rel"] == pytest.approx(0.0, abs=2e-5)
+    assert result["d1"] == 1.0 and result["d2"] == 1.0 and result["d3"] == 1.0
+    assert result["rmse_log"] == pytest.approx(0.0, abs=5e-5)
+    assert result[IMAGES] == b
+    # Control: the same garbage inside the evaluated region does hurt.
+    bad = pred.clone()
+    bad[:, 30:40, 30:40] = 1e3
+    assert score(protocol, bad, depth, mask)["abs_rel"] > 0.01
+
+
+@pytest.mark.parametrize(
+    ("factor", "abs_rel", "d1"), [(1.1, 0.1, 1.0), (0.85, 0.15, 1.0), (0.7, 0.3, 0.0), (1.3, 0.3, 0.0)]
+)
+def test_constant_multiplicative_error_without_alignment(
+    factor: float, abs_rel: float, d1: float, score: Callable[..., dict]
+) -> None:
+    protocol = dataclasses.replace(PROTOCOLS["nyuv2"], align="none")
+    depth = 1.0 + 6.0 * torch.rand(3, 48, 64)  # factor * depth stays inside (1e-3, 10): the clamp does nothing
+    result = score(protocol, factor * depth, depth)
+    assert result["abs_rel"] == pytest.approx(abs_rel, rel=1e-5)
+    assert result["d1"] == d1
+    assert result["rmse_log"] == pytest.approx(abs(math.log(factor)), rel=1e-4)
+    assert result["silog"] == pytest.approx(0.0, abs=1e-2)  # a constant log error is scale, which SILog ignores
+    # With disparity alignment the same constant factor is absorbed completely.
+    aligned = score(PROTOCOLS["nyuv2"], 1.0 / (factor * depth), depth)
+    assert aligned["abs_rel"] == pytest.approx(0.0, abs=1e-5) and aligned["d1"] == 1.0
+
+
+def test_eigen_crop_keeps_426_by_560_of_480_by_640() -> None:
+    keep = PROTOCOLS["nyuv2"].crop_mask(480, 640)
+    assert int(keep.sum()) == 426 * 560
+    rows, cols = keep.any(dim=1).nonzero().flatten(), keep.any(dim=0).nonzero().flatten()
+    assert (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1) == (45, 471, 41, 601)
+    assert bool(keep[45:471, 41:601].all())
+
+
+@pytest.mark.parametrize(("h", "w", "box"), [(375, 1242, (153, 371, 44, 1197)), (352, 1216, (143, 349, 43, 1172))])
+def test_garg_crop_matches_the_reference_integer_bounds(h: int, w: int, box: tuple[int, int, int, int]) -> None:
+    top, bottom, left, right = box
+    keep = PROTOCOLS["kitti"].crop_mask(h, w)
+    assert int(keep.sum()) == (bottom - top) * (right - left)
+    assert bool(keep[top:bottom, left:right].all())
+    t, b_, l_, r = CROPS["garg"]
+    assert (int(t * h), int(b_ * h), int(l_ * w), int(r * w)) == box
+
+
+def test_no_crop_keeps_everything() -> None:
+    for name in ("sintel", "ddad", "eth3d", "diode-indoor", "diode-outdoor"):
+        assert bool(PROTOCOLS[name].crop_mask(7, 9).all())
+
+
+def test_range_caps_remove_exactly_the_out_of_range_pixels() -> None:
+    values = [0.0, 5e-4, 1e-3, 0.0011, 0.5, 9.99, 10.0, 10.5, float("nan"), float("inf"), -1.0, 3.0]
+    depth = torch.tensor(values).view(1, 1, -1)
+    protocol = dataclasses.replace(PROTOCOLS["nyuv2"], crop="none")
+    valid = protocol.valid_mask(depth)
+    assert valid.flatten().tolist() == [v > 1e-3 and v < 10.0 for v in values]  # strict bounds, NaN/inf out
+    mask = torch.ones_like(valid)
+    mask[..., -1] = False
+    assert protocol.valid_mask(depth, mask).sum() == valid.sum() - 1
+    diode = PROTOCOLS["diode-outdoor"]
+    assert diode.valid_mask(torch.tensor([[[0.5, 0.6, 0.61, 349.0, 350.0, 400.0]]])).flatten().tolist() == [
+        False,
+        False,
+        True,
+        True,
+        False,
+        False,
+    ]
+    eth3d = PROTOCOLS["eth3d"]  # no upper cap
+    assert eth3d.valid_mask(torch.tensor([[[1e-4, 2.0, 1e5]]])).flatten().tolist() == [False, True, True]
+
+
+def test_protocol_validation() -> None:
+    with pytest.raises(EvaluationError, match="crop"):
+        Protocol("x", 0.1, 10.0, crop="bogus")  # type: ignore[arg-type]
+    with pytest.raises(EvaluationError, match="align"):
+        Protocol("x", 0.1, 10.0, align="log")  # type: ignore[arg-type]
+    with pytest.raises(EvaluationError, match="exceed"):
+        Protocol("x", 10.0, 1.0)
+    with pytest.raises(EvaluationError, match="shards must be a directory path"):
+        Protocol("x", 0.1, 10.0, shards="")
+
+
+def test_protocol_shard_directory(tmp_path: Path) -> None:
+    named = Protocol("scannet", 0.001, 10.0, shards="scannet/test")
+    assert named.shard_dir(tmp_path) == tmp_path / "scannet" / "test"
+    assert Protocol("x", 0.1, 10.0, shards=str(tmp_path / "x")).shard_dir("/elsewhere") == tmp_path / "x"
+    assert PROTOCOLS["kitti"].shard_dir(tmp_path) == tmp_path / "kitti"  # default: the name
+    assert named.to_dict()["shards"] == "scannet/test" and "shards" not in PROTOCOLS["kitti"].to_dict()
+
+
+# ---------------------------------------------------------------------------------------------- the registry
+
+
+def test_the_registry_holds_every_protocol_and_the_default_benchmarks() -> None:
+    assert DEFAULT_BENCHMARKS == PAPER_BENCHMARKS
+    assert list(PROTOCOLS) == [*PAPER_BENCHMARKS, "demo"]  # demo: a protocol, not a default benchmark
+    assert all(isinstance(p, Protocol) and p.name == name and p.note for name, p in PROTOCOLS.items())
+    registry = yaml.safe_load(DEFAULT_PROTOCOLS_YAML.read_text())
+    assert registry["default_benchmarks"] == list(DEFAULT_BENCHMARKS)
+    assert registry["protocols"] == {name: p.to_dict() for name, p in PROTOCOLS.items()}  # every field explicit
+    # package data inside the package (installed with it), not a file of the source checkout
+    assert Path(str(DEFAULT_PROTOCOLS_YAML)).parent == Path(anydepth.evaluation.__file__).parent
+    setup = configparser.ConfigParser()
+    setup.read(REPO_ROOT / "setup.cfg")
+    assert "evaluation/*.yaml" in setup["options.package_data"]["anydepth"].split()
+    assert not list((REPO_ROOT / "configs").rglob("protocols.yaml")), "a second protocol registry under configs/"
+
+
+def test_the_cli_the_lightning_config_and_the_makefile_take_the_registry_defaults() -> None:
+    args = build_parser().parse_args(["eval", "--checkpoint", "c.pth", "--data-root", "d"])
+    assert args.benchmarks == ",".join(DEFAULT_BENCHMARKS)
+    config = yaml.safe_load((REPO_ROOT / "configs" / "eval" / "test.yaml").read_text())
+    assert config["data"]["init_args"]["benchmarks"] == list(DEFAULT_BENCHMARKS)
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    if "kitti,nyuv2" in makefile:
+        pytest.skip("the Makefile still hard-codes the benchmark list (BENCHMARKS ?= kitti,nyuv2,...)")
+    assert re.search(r"^BENCHMARKS \?=\s*$", makefile, re.MULTILINE), "make eval should default to the CLI's list"
+
+
+def test_demo_protocol_is_registered_but_not_a_default(demo_sample: Sample) -> None:
+    demo = PROTOCOLS["demo"]
+    assert (demo.shards, demo.crop, demo.align) == ("demo/eval", "none", "disparity")
+    assert "demo" not in DEFAULT_BENCHMARKS
+    # The range (units of the median depth) keeps every Middlebury pixel with ground truth.
+    label, mask = torch.from_numpy(demo_sample.label)[None], torch.from_numpy(demo_sample.mask)[None]
+    assert torch.equal(demo.valid_mask(depth_from_label(label, mask, ["disparity"]), mask), mask)
+
+
+def test_yaml_override_changes_one_field_only(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("kitti:\n  max_depth: 50.0\nscannet:\n  min_depth: 0.001\n  max_depth: 10\n  crop: eigen\n")
+    protocols = load_protocols(path)
+    assert protocols["kitti"] == dataclasses.replace(PROTOCOLS["kitti"], max_depth=50.0)
+    assert {k: v for k, v in protocols.items() if k not in ("kitti", "scannet")} == {
+        k: v for k, v in PROTOCOLS.items() if k != "kitti"
+    }
+    assert protocols["scannet"] == Protocol("scannet", 0.001, 10.0, "eigen")
+    # overrides apply after the file, field by field again
+    both = load_protocols(path, overrides={"kitti": {"crop": "eigen"}, "eth3d": {"max_depth": 72}})
+    assert both["kitti"] == dataclasses.replace(PROTOCOLS["kitti"], max_depth=50.0, crop="eigen")
+    assert both["eth3d"].max_depth == 72.0 and both["eth3d"].min_depth == PROTOCOLS["eth3d"].min_depth
+    assert PROTOCOLS["kitti"].max_depth == 80.0  # the registry itself is untouched
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("kitti:\n  max_depht: 50\n", "unknown field"),
+        ("newset:\n  min_depth: 0.1\n", "must set max_depth"),
+        ("kitti:\n  crop: middle\n", "crop must be one of"),
+        ("- kitti\n", "expected a mapping"),
+    ],
+)
+def test_bad_protocol_files_are_clear_errors(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(EvaluationError, match=match):
+        load_protocols(path)
+
+
+def test_readme_shows_the_current_protocol_table() -> None:
+    assert protocol_table() in (REPO_ROOT / "README.md").read_text()
+
+
+def test_protocol_table_lists_the_paper_benchmarks_by_default() -> None:
+    lines = protocol_table().splitlines()
+    assert lines[0].startswith("| benchmark | min depth (m) | max depth (m) | crop |")
+    assert [line.split(" | ")[0] for line in lines[2:]] == [f"| `{name}`" for name in DEFAULT_BENCHMARKS]
+    assert "| `eth3d` | 0.001 | none | none | disparity |" in protocol_table()
+    every = protocol_table(PROTOCOLS).splitlines()
+    assert [line.split(" | ")[0] for line in every[2:]] == [f"| `{name}`" for name in PROTOCOLS]
