@@ -76,6 +76,14 @@ def test_source_files_stay_readable_in_one_sitting(path: Path) -> None:
     assert lines <= MAX_LINES, f"{path.relative_to(REPO_ROOT)} has {lines} lines; split it by concern"
 
 
+def test_every_package_directory_is_a_regular_package() -> None:
+    """A directory without ``__init__.py`` imports in a source checkout but is left out of a wheel."""
+    missing = [
+        d for d in PACKAGE.rglob("*") if d.is_dir() and d.name != "__pycache__" and not (d / "__init__.py").is_file()
+    ]
+    assert not missing, f"no __init__.py in {[str(d.relative_to(REPO_ROOT)) for d in missing]}"
+
+
 def test_tests_mirror_the_package() -> None:
     """Every subpackage has a test directory of the same name."""
     packages = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
