@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import tarfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from PIL import Image
 
 import anydepth
 from anydepth.cli import main
+from anydepth.locks import LOCK_NAME, OutputLock
 from anydepth.shards.manifest import Manifest, ManifestError
 from anydepth.shards.schema import Sample, decode_sample
 from anydepth.shards.verify import verify_shards
@@ -260,6 +262,31 @@ def test_verify_reports_flipped_byte_missing_shard_and_corrupt_label(data: Path,
         verify_shards(tmp_path / "nothing")
 
 
+def test_a_second_build_into_the_same_directory_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """While one build holds its output directory, another (``make shards-demo`` run twice at once) stops with one
+    line naming the holder, and touches nothing."""
+    with OutputLock(tmp_path / "out", "shards build"):
+        code = main(
+            [
+                "shards",
+                "build",
+                "--source",
+                "demo-eval",
+                "--root",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "out"),
+                "--resume",
+                "--workers",
+                "1",
+            ]
+        )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"in use by another shards build (pid {os.getpid()}" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [LOCK_NAME]
+
+
 def test_resume_after_a_crash_reuses_complete_shards(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -280,6 +307,7 @@ def test_resume_after_a_crash_reuses_complete_shards(
         build_shards("fake", data, out, samples_per_shard=3, seed=5)
     monkeypatch.setattr(FakeSource, "load", original)
     assert {p.name for p in out.iterdir()} == {
+        LOCK_NAME,  # released by the exit, kept as the record of the last holder
         "build.json",
         "shard-000000.tar",
         "shard-000000.json",

@@ -43,7 +43,7 @@ def read_torch_file(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "Unsupported global" in str(err):
+        if "unsupported global" in str(err).lower():  # torch words it "Unsupported global" or "unsupported GLOBAL"
             raise CheckpointError(
                 f"{path} holds pickled Python objects that anydepth will not execute; save the "
                 "model's state_dict (or use save_checkpoint) and load that instead"

@@ -112,6 +112,15 @@ def _architecture_from_state_dict(
     return {**kwargs, **overrides}
 
 
+def _build(source: Path, kwargs: dict[str, Any]) -> DepthAnything:
+    """``DepthAnything(**kwargs)``; an architecture the constructor rejects (a head count that does not divide the
+    width, block indices out of range, ...) is a :class:`CheckpointError` naming ``source``."""
+    try:
+        return DepthAnything(**kwargs)
+    except (ValueError, TypeError, AssertionError) as err:
+        raise CheckpointError(f"{source} describes a model that cannot be built ({err})") from err
+
+
 def _require_version(path: Path, version: str | None) -> str:
     version = version or version_from_name(path)
     if version is None:
@@ -125,7 +134,7 @@ def _require_version(path: Path, version: str | None) -> str:
 def _load_official(sd: StateDict, path: Path, encoder: str | None, version: str | None, kwargs: dict) -> DepthAnything:
     version = _require_version(path, version)
     sd = official_to_native(sd)
-    model = DepthAnything(**_architecture_from_state_dict(sd, path, encoder, {"version": version, **kwargs}))
+    model = _build(path, _architecture_from_state_dict(sd, path, encoder, {"version": version, **kwargs}))
     load_strict(model, sd, path)
     return model
 
@@ -138,7 +147,7 @@ def _load_dinov2(sd: StateDict, path: Path, encoder: str | None, version: str | 
         )
     sd = official_to_native(sd)
     prefixed = {f"pretrained.{k}": v for k, v in sd.items()}
-    model = DepthAnything(**_architecture_from_state_dict(prefixed, path, encoder, {"version": version, **kwargs}))
+    model = _build(path, _architecture_from_state_dict(prefixed, path, encoder, {"version": version, **kwargs}))
     load_strict(model.pretrained, sd, path)
     return model
 
@@ -171,14 +180,49 @@ def _hf_layer_indices(backbone: dict[str, Any], path: Path) -> tuple[int, ...]:
     raise CheckpointError(f"{path}: backbone_config has neither out_indices nor out_features")
 
 
+def _read_hf_config(config_path: Path) -> dict[str, Any]:
+    """``config.json`` as a mapping whose ``backbone_config`` is a mapping; CheckpointError otherwise."""
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{config_path} is not valid JSON ({err})") from err
+    if not isinstance(config, dict) or not isinstance(config.get("backbone_config") or {}, dict):
+        raise CheckpointError(
+            f"{config_path} is not a transformers DepthAnything config (expected a JSON object with a "
+            "backbone_config object); re-export the model with transformers' save_pretrained"
+        )
+    return config
+
+
+def _hf_architecture(config: dict[str, Any], config_path: Path, encoder: str | None) -> dict[str, Any]:
+    """Constructor arguments read off a transformers config (version excluded); a missing key or a value of the
+    wrong type is a CheckpointError naming the key."""
+    backbone = config.get("backbone_config") or {}
+    try:
+        embed_dim, depth = int(backbone["hidden_size"]), int(backbone["num_hidden_layers"])
+        arch = {
+            "embed_dim": embed_dim,
+            "depth": depth,
+            "num_heads": int(backbone["num_attention_heads"]),
+            "swiglu": bool(backbone.get("use_swiglu_ffn", False)),
+            "features": int(config["fusion_hidden_size"]),
+            "out_channels": tuple(int(c) for c in config["neck_hidden_sizes"]),
+            "layer_indices": _hf_layer_indices(backbone, config_path),
+        }
+    except KeyError as err:
+        raise CheckpointError(f"{config_path}: missing key {err.args[0]!r}; re-export with save_pretrained") from err
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{config_path}: a value has the wrong type ({err})") from err
+    arch["encoder"] = _preset_name(embed_dim, depth, arch["swiglu"])
+    _check_encoder(config_path.parent, encoder, arch["encoder"], embed_dim, depth)
+    return arch
+
+
 def _load_hf(directory: Path, encoder: str | None, version: str | None, kwargs: dict) -> DepthAnything:
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise CheckpointError(f"{directory} is a directory but not a transformers model directory: no config.json")
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{config_path} is not valid JSON ({err})") from err
+    config = _read_hf_config(config_path)
     if config.get("model_type") != "depth_anything":
         raise CheckpointError(
             f"{config_path}: model_type is {config.get('model_type')!r}, expected 'depth_anything' "
@@ -191,31 +235,16 @@ def _load_hf(directory: Path, encoder: str | None, version: str | None, kwargs: 
         raise CheckpointError(f"{config_path}: backbone is {backbone.get('model_type')!r}, expected 'dinov2'")
     if config.get("head_hidden_size", HEAD_HIDDEN_CHANNELS) != HEAD_HIDDEN_CHANNELS:
         raise CheckpointError(f"{config_path}: head_hidden_size must be {HEAD_HIDDEN_CHANNELS}")
-    embed_dim, depth = backbone["hidden_size"], backbone["num_hidden_layers"]
-    swiglu = bool(backbone.get("use_swiglu_ffn", False))
-    name = _preset_name(embed_dim, depth, swiglu)
-    _check_encoder(directory, encoder, name, embed_dim, depth)
-    indices = _hf_layer_indices(backbone, config_path)
-    by_indices = {v for v in ("v1", "v2") if default_layer_indices(name, v, depth) == indices}
+    arch = _hf_architecture(config, config_path, encoder)
+    indices = arch["layer_indices"]
+    by_indices = {v for v in ("v1", "v2") if default_layer_indices(arch["encoder"], v, arch["depth"]) == indices}
     if version is not None and by_indices and version not in by_indices:
         raise CheckpointError(
             f"{config_path}: out_indices {[i + 1 for i in indices]} are Depth Anything "
             f"{sorted(by_indices)[0].upper()}'s, but version={version!r} was requested"
         )
-    model = DepthAnything(
-        **{
-            "encoder": name,
-            "version": version or (sorted(by_indices)[0] if by_indices else "v2"),
-            "embed_dim": embed_dim,
-            "depth": depth,
-            "num_heads": backbone["num_attention_heads"],
-            "swiglu": swiglu,
-            "features": config["fusion_hidden_size"],
-            "out_channels": tuple(config["neck_hidden_sizes"]),
-            "layer_indices": indices,
-            **kwargs,
-        }
-    )
+    arch["version"] = version or (sorted(by_indices)[0] if by_indices else "v2")
+    model = _build(config_path, {**arch, **kwargs})
     official_keys = list(native_to_official(model.state_dict(), model.config.swiglu))
     sd = official_to_native(hf_to_official(_load_hf_weights(directory), official_keys))
     load_strict(model, sd, directory)
@@ -224,19 +253,28 @@ def _load_hf(directory: Path, encoder: str | None, version: str | None, kwargs: 
 
 def _load_anydepth(ckpt: dict, path: Path, encoder: str | None, version: str | None, kwargs: dict) -> DepthAnything:
     meta = ckpt[ANYDEPTH_KEY]
-    if meta.get("format_version") != ANYDEPTH_FORMAT_VERSION or "model" not in meta:
-        raise CheckpointError(f"{path}: unsupported anydepth checkpoint metadata {meta.get('format_version')!r}")
-    config = DepthAnythingConfig.from_dict(meta["model"])
+    if not isinstance(meta, dict) or meta.get("format_version") != ANYDEPTH_FORMAT_VERSION or "model" not in meta:
+        found = meta.get("format_version") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(
+            f"{path}: unsupported anydepth checkpoint metadata (format_version {found!r}, expected "
+            f"{ANYDEPTH_FORMAT_VERSION} with a model entry); it was not written by this anydepth"
+        )
+    try:
+        config = DepthAnythingConfig.from_dict(meta["model"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: malformed model entry in its anydepth metadata ({err!r})") from err
     _check_encoder(path, encoder, config.encoder, config.embed_dim, config.depth)
     if version is not None and version != config.version:
         raise CheckpointError(
             f"{path} holds a Depth Anything {config.version} model, but version={version!r} was requested"
         )
     prefix = meta.get("prefix", LIGHTNING_PREFIX)
-    sd = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    if not isinstance(prefix, str) or not isinstance(ckpt["state_dict"], dict):
+        raise CheckpointError(f"{path}: malformed anydepth checkpoint (prefix {prefix!r}, state_dict not a mapping)")
+    sd = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if isinstance(k, str) and k.startswith(prefix)}
     if not sd:
         raise CheckpointError(f"{path}: no weights under the prefix {prefix!r} in its state_dict")
-    model = DepthAnything.from_config(config, **kwargs)
+    model = _build(path, {**config.to_dict(), **kwargs})
     load_strict(model, sd, path)
     return model
 

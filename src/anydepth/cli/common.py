@@ -13,6 +13,7 @@ import torch
 
 from anydepth.checkpoints import CheckpointError
 from anydepth.inference import InputError
+from anydepth.locks import OutputLockedError
 from anydepth.models.depth_anything import VERSIONS
 from anydepth.models.encoder import ENCODERS
 from anydepth.shards.manifest import ManifestError
@@ -36,6 +37,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     SourceError,
     ManifestError,
     BuildError,
+    OutputLockedError,
 )
 
 

@@ -51,6 +51,7 @@ import numpy as np
 from PIL import Image
 
 from anydepth.files import atomic_write_json
+from anydepth.locks import OutputLock
 from anydepth.shards.manifest import MANIFEST_NAME, Manifest, ShardRecord
 from anydepth.shards.schema import Sample, encode_sample, validate_sample
 from anydepth.shards.verify import describe_failure
@@ -328,61 +329,62 @@ def build_shards(
     if out.exists() and not out.is_dir():
         raise BuildError(f"{out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    existing = _existing_build(out)
-    if existing and not resume:
-        raise BuildError(
-            f"{out} already holds a build ({', '.join(existing[:3])}{', ...' if len(existing) > 3 else ''}); "
-            "pass --resume (resume=True) to continue it, or build into an empty directory"
-        )
-    if resume:
-        _check_resume(out, state)
-        for leftover in out.glob("*.tmp"):
-            logger.info("removing leftover %s", leftover.name)
-            leftover.unlink()
-    atomic_write_json(out / STATE_NAME, state)
+    with OutputLock(out, "shards build"):  # a second build into the same directory stops here
+        existing = _existing_build(out)
+        if existing and not resume:
+            raise BuildError(
+                f"{out} already holds a build ({', '.join(existing[:3])}{', ...' if len(existing) > 3 else ''}); "
+                "pass --resume (resume=True) to continue it, or build into an empty directory"
+            )
+        if resume:
+            _check_resume(out, state)
+            for leftover in out.glob("*.tmp"):
+                logger.info("removing leftover %s", leftover.name)
+                leftover.unlink()
+        atomic_write_json(out / STATE_NAME, state)
 
-    options = _Options(name, source.label_kind, max_side, image_format, label_dtype)
-    chunks = [tuple(items[i : i + samples_per_shard]) for i in range(0, len(items), samples_per_shard)]
-    records: dict[int, dict[str, Any]] = {}
-    if resume:
-        for index in range(len(chunks)):
-            record = completed_shard(out, index)
-            if record is not None:
-                records[index] = record
-        if records:
-            logger.info("resuming: %d of %d shards already complete", len(records), len(chunks))
-    tasks = [_ShardTask(i, chunk, str(out), options) for i, chunk in enumerate(chunks) if i not in records]
-    for record in _run_tasks(tasks, source, spec, workers, start_method):
-        records[record["index"]] = record
-        for skip in record["skipped"]:
-            logger.warning("skipped %s: %s", skip["input"], skip["reason"])
-        logger.info(
-            "%s: %d written, %d skipped (%d/%d shards done)",
-            record["name"],
-            record["samples"],
-            len(record["skipped"]),
-            len(records),
-            len(chunks),
-        )
+        options = _Options(name, source.label_kind, max_side, image_format, label_dtype)
+        chunks = [tuple(items[i : i + samples_per_shard]) for i in range(0, len(items), samples_per_shard)]
+        records: dict[int, dict[str, Any]] = {}
+        if resume:
+            for index in range(len(chunks)):
+                record = completed_shard(out, index)
+                if record is not None:
+                    records[index] = record
+            if records:
+                logger.info("resuming: %d of %d shards already complete", len(records), len(chunks))
+        tasks = [_ShardTask(i, chunk, str(out), options) for i, chunk in enumerate(chunks) if i not in records]
+        for record in _run_tasks(tasks, source, spec, workers, start_method):
+            records[record["index"]] = record
+            for skip in record["skipped"]:
+                logger.warning("skipped %s: %s", skip["input"], skip["reason"])
+            logger.info(
+                "%s: %d written, %d skipped (%d/%d shards done)",
+                record["name"],
+                record["samples"],
+                len(record["skipped"]),
+                len(records),
+                len(chunks),
+            )
 
-    ordered = [records[i] for i in range(len(chunks))]
-    manifest = Manifest(
-        source=name,
-        builder_version=_builder_version(),
-        shards=[ShardRecord(r["name"], r["samples"], r["bytes"], r["sha256"]) for r in ordered if r["samples"]],
-        split=split,
-        label_kind=source.label_kind,
-        synthetic=bool(getattr(source, "synthetic", False)),
-        settings=settings,
-        skipped=sorted((s for r in ordered for s in r["skipped"]), key=lambda s: s["input"]),
-        extra={
-            "root": None if root is None else str(root),
-            "num_inputs": state["num_inputs"],
-            "inputs_sha256": state["inputs_sha256"],
-        },
-    )
-    manifest.save(out)
-    return manifest
+        ordered = [records[i] for i in range(len(chunks))]
+        manifest = Manifest(
+            source=name,
+            builder_version=_builder_version(),
+            shards=[ShardRecord(r["name"], r["samples"], r["bytes"], r["sha256"]) for r in ordered if r["samples"]],
+            split=split,
+            label_kind=source.label_kind,
+            synthetic=bool(getattr(source, "synthetic", False)),
+            settings=settings,
+            skipped=sorted((s for r in ordered for s in r["skipped"]), key=lambda s: s["input"]),
+            extra={
+                "root": None if root is None else str(root),
+                "num_inputs": state["num_inputs"],
+                "inputs_sha256": state["inputs_sha256"],
+            },
+        )
+        manifest.save(out)
+        return manifest
 
 
 def _builder_version() -> str:
