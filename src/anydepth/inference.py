@@ -28,7 +28,7 @@ LIST_EXTENSION = ".txt"
 
 
 class InputError(ValueError):
-    """The input or output paths cannot be used (missing, empty, would overwrite an input)."""
+    """The input or output paths cannot be used (missing, empty, the same, would overwrite an input, not writable)."""
 
 
 class SkippedInputWarning(UserWarning):
@@ -78,21 +78,25 @@ def list_inputs(path: str | os.PathLike, exclude: str | os.PathLike | None = Non
 
     - an image file: itself (any extension PIL may read);
     - a directory: every ``.jpg .jpeg .png .bmp .tif .tiff .webp`` file below it (case-insensitive,
-      recursive, hidden files and folders skipped, files under ``exclude`` skipped unless it is ``path``
-      itself), sorted;
+      recursive, hidden files and folders skipped, files under ``exclude`` skipped), sorted;
     - a ``.txt`` file: one image path per line, relative paths resolved against the list file's
       folder, blank lines and ``#`` comment lines ignored, repeated entries kept once.
 
-    Raises ``InputError`` naming the path when it (or a listed file) does not exist, or when
-    nothing is found.
+    ``exclude`` is the output directory: so that a rerun never reads its own outputs, everything under it is skipped,
+    and it must not be the input directory itself (paths compared resolved: relative, absolute, via symlinks).
+    Raises ``InputError`` naming the path when it (or a listed file) does not exist, when nothing is found, or when
+    ``exclude`` is the input directory.
     """
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(f"input {path} does not exist")
     if path.is_dir():
-        skip = Path(exclude).resolve() if exclude is not None else None
-        if skip == path.resolve():  # writing next to the inputs: nothing to exclude
-            skip = None
+        skip = Path(exclude).expanduser().resolve() if exclude is not None else None
+        if skip == path.resolve():
+            raise InputError(
+                f"output directory {exclude} is the input directory {path}: depth maps written there would be read "
+                f"as inputs by the next run; write them into another directory (one inside {path} is skipped)"
+            )
         files = sorted(
             p
             for p in path.rglob("*")
@@ -219,7 +223,8 @@ def run_inference(
     ``inputs`` is a path for ``list_inputs`` (image, directory, ``.txt`` list) or a sequence of
     image paths. Output names follow ``output_names`` (paths below an input directory are kept).
     Images are read ``batch_size`` at a time and passed to ``model.infer_images``; unreadable or
-    too small ones are skipped with a ``SkippedInputWarning`` and listed in the summary.
+    too small ones are skipped with a ``SkippedInputWarning`` and listed in the summary. Raises ``InputError`` for
+    unusable paths (see ``list_inputs``) and for depth maps that cannot be written.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -259,8 +264,11 @@ def run_inference(
             if not batch:
                 continue
             depths = model.infer_images([rgb for _, _, rgb in batch], input_size, batch_size)
-            for (_, name, rgb), disparity in zip(batch, depths):
-                write_outputs(rgb, disparity, output_dir / name, raw_npy, png16, grayscale, side_by_side)
+            for (path, name, rgb), disparity in zip(batch, depths):
+                try:
+                    write_outputs(rgb, disparity, output_dir / name, raw_npy, png16, grayscale, side_by_side)
+                except OSError as err:  # a full disk, a directory in the way ...
+                    raise InputError(f"cannot write the depth map of {path} into {output_dir}: {err}") from err
                 summary.written += 1
                 progress.update(1)
     return summary

@@ -11,7 +11,9 @@ import torch
 
 from anydepth import CheckpointError, DepthAnything
 from anydepth.checkpoints import add_anydepth_metadata, version_from_name
-from anydepth.checkpoints.convert import native_to_official
+from anydepth.checkpoints.convert import check_official, native_to_official, official_differences
+from anydepth.models.depth_anything import VERSIONS, resolve_config
+from anydepth.models.encoder import ENCODERS
 
 from helpers import FIXTURES, TINY, perturb_
 
@@ -91,10 +93,11 @@ def test_wrong_encoder_size_is_a_clear_error(vits_official: Path) -> None:
 
 
 def test_vitg_weights_use_the_official_swiglu_names(tmp_path: Path) -> None:
+    """The official vitg names (w12 / w3), on a small SwiGLU encoder: converted both ways by the key mapping."""
     model = DepthAnything(
         encoder="custom", embed_dim=48, depth=4, num_heads=2, swiglu=True, features=16, out_channels=(8, 16, 32, 48)
     )
-    model.save_checkpoint(tmp_path / "depth_anything_v2_custom.pth", format="official")
+    torch.save(native_to_official(model.state_dict(), swiglu=True), tmp_path / "depth_anything_v2_custom.pth")
     saved = torch.load(tmp_path / "depth_anything_v2_custom.pth", weights_only=True)
     assert "pretrained.blocks.0.mlp.w12.weight" in saved and "pretrained.blocks.0.mlp.w3.weight" in saved
     assert not any(".mlp.fc1." in k for k in saved)
@@ -165,6 +168,54 @@ def test_dinov2_backbone_initialises_the_encoder_only(tmp_path: Path) -> None:
     for key, value in source.pretrained.state_dict().items():
         assert torch.equal(model.pretrained.state_dict()[key], value), key
     assert not torch.equal(model.depth_head.projects[0].weight, source.depth_head.projects[0].weight)
+
+
+# ---------------------------------------------------------------- what a format cannot represent
+
+
+def test_every_released_model_is_official() -> None:
+    for encoder in ENCODERS:
+        for version in VERSIONS:
+            assert official_differences(resolve_config(encoder, version)) == [], (encoder, version)
+
+
+OFFICIAL_REFUSALS = {
+    "custom encoder": (TINY, "encoder is 'custom', not one of the official vits, vitb, vitl, vitg"),
+    "V1 blocks, V2 model": (
+        dict(encoder="vits", layer_indices=(8, 9, 10, 11)),
+        r"layer_indices is \(8, 9, 10, 11\) where the official vits V2 has \(2, 5, 8, 11\)",
+    ),
+    "V2 blocks, V1 model": (
+        dict(encoder="vitl", version="v1", layer_indices=(4, 11, 17, 23)),
+        r"where the official vitl V1 has \(20, 21, 22, 23\)",
+    ),
+    "head sizes": (
+        dict(encoder="vitb", features=64, out_channels=(96, 192, 384, 384)),
+        r"features is 64 where the official vitb V2 has 128; out_channels is \(96, 192, 384, 384\) where",
+    ),
+    "head count": (dict(encoder="vits", num_heads=12), "num_heads is 12 where the official vits V2 has 6"),
+    "batch norm": (dict(encoder="vitg", use_bn=True), "use_bn is True where the official vitg V2 has False"),
+}
+
+
+@pytest.mark.parametrize("case", OFFICIAL_REFUSALS, ids=str)
+def test_official_format_refuses_what_it_cannot_represent(case: str) -> None:
+    kwargs, message = OFFICIAL_REFUSALS[case]
+    with pytest.raises(CheckpointError, match=message) as err:
+        check_official(resolve_config(**kwargs))
+    assert "would load as a different model" in str(err.value) and "--format anydepth" in str(err.value)
+
+
+def test_refused_formats_write_nothing(vits: DepthAnything, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="encoder is 'custom'"):
+        DepthAnything(**TINY).save_checkpoint(tmp_path / "official" / "tiny.pth", format="official")
+    with pytest.raises(CheckpointError, match=r"says Depth Anything V1, but the model is V2 .*depth_anything_v2_vits"):
+        vits.save_checkpoint(tmp_path / "official" / "depth_anything_vits14.pth", format="official")
+    with pytest.raises(CheckpointError, match=r"layer_indices \[3, 2, 1, 0\] not strictly increasing"):
+        DepthAnything(**TINY, layer_indices=(3, 2, 1, 0)).save_checkpoint(tmp_path / "hf", format="hf")
+    with pytest.raises(CheckpointError, match="transformers' DepthAnything cannot represent this model .use_bn.;"):
+        DepthAnything(**TINY, use_bn=True).save_checkpoint(tmp_path / "hf", format="hf")
+    assert not list(tmp_path.iterdir())
 
 
 # ---------------------------------------------------------------- bad input
@@ -248,7 +299,8 @@ def test_unknown_save_format_is_rejected(tmp_path: Path) -> None:
 
 
 def test_custom_width_without_head_count_warns(tmp_path: Path) -> None:
-    DepthAnything(**TINY).save_checkpoint(tmp_path / "depth_anything_v2_tiny.pth", format="official")
+    """Official-layout files of other sizes (written by other code) load with sizes read off the tensors."""
+    torch.save(native_to_official(DepthAnything(**TINY).state_dict(), False), tmp_path / "depth_anything_v2_tiny.pth")
     with pytest.warns(UserWarning, match="assuming 1 .*pass num_heads="):
         DepthAnything.from_checkpoint(tmp_path / "depth_anything_v2_tiny.pth")
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import re
+import shutil
 import warnings
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,30 +29,20 @@ from anydepth.inference import (
 from anydepth.models import DepthAnything
 from anydepth.visualize import SPECTRAL_R, colorize, side_by_side, to_uint8, to_uint16
 
+from helpers import TINY
+from helpers.fabricate import tiny_checkpoint
+from helpers.fuzz import CASES, bad_checkpoint, error_line
+
 skdata = pytest.importorskip("skimage.data")
 
 INPUT_SIZE = 56
 GAP = 50
-TINY = {
-    "encoder": "custom",
-    "version": "v2",
-    "embed_dim": 32,
-    "depth": 4,
-    "num_heads": 2,
-    "features": 16,
-    "out_channels": (8, 16, 32, 32),
-}
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DepthAnything]:
-    torch.manual_seed(1)
-    model = DepthAnything(**TINY).eval()
-    with torch.no_grad():  # lift the final ReLU's input so the random model's disparity is not all zeros
-        model.depth_head.scratch.output_conv2[2].bias.fill_(0.1)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    model.save_checkpoint(path, format="anydepth")
-    return path, model
+    return path, tiny_checkpoint(path)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +61,30 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np
         Image.fromarray(rgb).save(root / rel, quality=95)
         stored[str(Path(rel).with_suffix(""))] = read_rgb(root / rel)  # JPEG-decoded pixels
     return root, stored
+
+
+def mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def decoys(path: Path) -> Path:
+    """A folder without images: a text file, a hidden image and a folder named like an image."""
+    (path / "folder.jpg").mkdir(parents=True)
+    text(path / "notes.txt", "not an image")
+    (path / ".hidden.png").write_bytes(encoded("PNG"))
+    return path
+
+
+def blocked(root: Path) -> Path:
+    """An output folder where a folder is in the way of the depth map of ``coffee.png``."""
+    (root / "blocked" / "coffee.png").mkdir(parents=True)
+    return root / "blocked"
+
+
+def text(path: Path, content: str) -> Path:
+    path.write_text(content, errors="surrogateescape")
+    return path
 
 
 def infer(ckpt: Path, inp: Path, out: Path, *extra: str) -> int:
@@ -241,73 +260,134 @@ def test_infer_skips_unreadable_inputs(tiny, photos, tmp_path: Path, capsys: pyt
     assert sorted(p.name for p, _ in summary.skipped) == ["broken.jpg", "tiny.png"]
 
 
-def test_infer_user_errors(tiny, photos, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    ckpt, _ = tiny
-    root, _ = photos
-    bad = tmp_path / "bad.pth"
-    bad.write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    text = tmp_path / "notes.pth"
-    text.write_text("hello world, not a checkpoint\n")  # the unpickler raises KeyError on this one
-    cases = [
-        ((bad, root / "coffee.png"), "bad.pth"),
-        ((text, root / "coffee.png"), "notes.pth"),
-        ((ckpt, tmp_path / "missing.jpg"), "missing.jpg does not exist"),
-        ((tmp_path / "missing.pth", root / "coffee.png"), "missing.pth does not exist"),
-        ((ckpt, root), "would overwrite"),  # writing coffee.png over the input coffee.png
-    ]
-    for (checkpoint, inp), message in cases:
-        out = root if message == "would overwrite" else tmp_path / "out"
-        assert infer(checkpoint, inp, out) == 2
+# ---------------------------------------------------------------- never reading its own outputs
+
+
+@pytest.fixture()
+def inputs(photos, tmp_path: Path) -> Path:
+    """A copy of the photos at ``tmp_path / "in"``, also reachable as ``tmp_path / "link"``."""
+    shutil.copytree(photos[0], tmp_path / "in")
+    (tmp_path / "link").symlink_to(tmp_path / "in")
+    return tmp_path / "in"
+
+
+def test_output_inside_the_input_is_skipped_on_a_rerun(tiny, inputs: Path, monkeypatch, capsys) -> None:
+    """Reruns into a folder inside the input folder, the two spelled relative, absolute or via a symlink, read the
+    photos only, never the depth maps of the run before."""
+    monkeypatch.chdir(inputs.parent)
+    photos = sorted(p.relative_to(inputs).with_suffix(".png") for p in inputs.rglob("*.*"))
+    for inp, out in (("in", "in/depth"), (inputs, "link/depth"), ("link", inputs / "depth"), ("./in/", "in/./depth")):
+        assert infer(tiny[0], Path(inp), Path(out)) == 0
+        assert f"wrote {len(photos)} depth maps" in capsys.readouterr().out
+    assert sorted(p.relative_to(inputs / "depth") for p in (inputs / "depth").rglob("*")) == sorted(
+        {*photos, *(p.parent for p in photos if p.parent != Path("."))}
+    )
+
+
+def test_output_equal_to_the_input_is_refused(tiny, inputs: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(inputs.parent)
+    before = sorted(inputs.rglob("*"))
+    for inp, out in (("in", "in"), ("in", inputs), ("link", "in"), ("./in/", "link/.")):
+        assert infer(tiny[0], Path(inp), Path(out)) == 2
         err = capsys.readouterr().err
-        assert err.startswith("anydepth infer: error: ") and message in err, err
-        assert "Traceback" not in err
-    if not torch.cuda.is_available():
         assert (
-            main(
-                [
-                    "infer",
-                    "--checkpoint",
-                    str(ckpt),
-                    "--input",
-                    str(root),
-                    "--output",
-                    str(tmp_path / "o"),
-                    "--device",
-                    "cuda",
-                ]
-            )
-            == 2
+            err.startswith(f"anydepth infer: error: --output {Path(out)} is the --input directory") and "\n" == err[-1]
         )
-        assert "CUDA is not available" in capsys.readouterr().err
-    assert main(["infer", "--input", str(root)]) == 2  # argparse usage error
-    assert "--checkpoint" in capsys.readouterr().err
+    with pytest.raises(InputError, match="is the input directory"):  # the library refuses, too
+        run_inference(tiny[1], "link", inputs)
+    assert sorted(inputs.rglob("*")) == before
 
 
-def test_convert_writes_each_format_and_keeps_the_model(tmp_path: Path) -> None:
-    source = DepthAnything(
-        version="v1", encoder="custom", embed_dim=32, depth=4, num_heads=2, features=16, out_channels=(8, 16, 32, 32)
+# ---------------------------------------------------------------- fuzz: every bad input is one line, no traceback
+
+
+@pytest.fixture(scope="module")
+def hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("hf") / "model"
+    DepthAnything(**TINY).save_checkpoint(directory, format="hf")
+    return directory
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_bad_checkpoints(case: str, tiny, photos, hf_dir: Path, tmp_path: Path, capsys) -> None:
+    checkpoint, message = bad_checkpoint(case, tmp_path, hf_dir)
+    assert infer(checkpoint, photos[0] / "coffee.png", tmp_path / "out") == 2
+    captured = capsys.readouterr()
+    line = error_line(captured.err, "infer")
+    assert re.search(message, line) and str(checkpoint) in line and "pwned" not in captured.out
+    assert not (tmp_path / "out").exists()
+
+
+USAGE_ERRORS: dict[str, tuple[Callable[[Path, Path], tuple[Path | str, Path, Path, list[str]]], str]] = {
+    "missing checkpoint": (lambda t, c: (t / "missing.pth", t / "in", t / "o", []), "missing.pth does not exist"),
+    "missing input": (lambda t, c: (c, t / "missing.jpg", t / "o", []), "missing.jpg does not exist"),
+    "empty input directory": (lambda t, c: (c, mkdir(t / "empty"), t / "o", []), "no images"),
+    "only decoys in the directory": (lambda t, c: (c, decoys(t / "decoys"), t / "o", []), "no images"),
+    "list naming a missing file": (lambda t, c: (c, text(t / "l.txt", "nope.jpg"), t / "o", []), "l.txt line 1"),
+    "binary list": (lambda t, c: (c, text(t / "l.txt", "\udcff"), t / "o", []), "cannot read list file"),
+    "output a file": (lambda t, c: (c, t / "in", t / "in" / "coffee.png", []), "coffee.png exists and is not"),
+    "output below a file": (lambda t, c: (c, t / "in", t / "in" / "coffee.png" / "o", []), "cannot create output"),
+    "a folder in the way": (lambda t, c: (c, t / "in" / "coffee.png", blocked(t), []), "cannot write the depth map"),
+    "overwriting an input": (lambda t, c: (c, t / "in" / "coffee.png", t / "in", []), "would overwrite"),
+    "input size 0": (lambda t, c: (c, t / "in", t / "o", ["--input-size", "0"]), "--input-size must be at least 14"),
+    "input size abc": (lambda t, c: (c, t / "in", t / "o", ["--input-size", "abc"]), "argument --input-size"),
+    "batch size 0": (lambda t, c: (c, t / "in", t / "o", ["--batch-size", "0"]), "--batch-size must be at least 1"),
+    "cuda": (lambda t, c: (c, t / "in", t / "o", ["--device", "cuda"]), "CUDA is not available"),
+    "no checkpoint": (lambda t, c: ("", t / "in", t / "o", []), "--checkpoint"),
+}
+
+
+@pytest.mark.parametrize("case", USAGE_ERRORS, ids=str)
+def test_usage_errors(case: str, tiny, inputs: Path, capsys) -> None:
+    if case == "cuda" and torch.cuda.is_available():
+        pytest.skip("CUDA is available")
+    make, message = USAGE_ERRORS[case]
+    checkpoint, inp, out, extra = make(inputs.parent, tiny[0])
+    argv = ["--checkpoint", str(checkpoint)] if checkpoint else []
+    assert main(["infer", *argv, "--input", str(inp), "--output", str(out), "--device", "cpu", *extra]) == 2
+    line = error_line(capsys.readouterr().err, "infer")
+    assert message in line, line
+    assert not (inputs.parent / "o").exists()
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+def bomb() -> bytes:
+    """A PNG header announcing 100000 x 100000 pixels (PIL refuses it as a decompression bomb)."""
+    header = (100_000).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
+    idat = png_chunk(b"IDAT", zlib.compress(b"\0" * 99))
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + idat + png_chunk(b"IEND", b"")
+
+
+def encoded(suffix: str, size: tuple[int, int] = (40, 60)) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((*size, 3), 90, np.uint8)).save(buffer, format=suffix)
+    return buffer.getvalue()
+
+
+BAD_IMAGES: dict[str, Callable[[], bytes]] = {
+    "empty.png": lambda: b"",
+    "random.jpg": lambda: np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes(),
+    "truncated.jpg": lambda: encoded("JPEG")[:300],
+    "truncated.png": lambda: encoded("PNG")[:60],
+    "truncated.tif": lambda: encoded("TIFF")[:300],
+    "text.png": lambda: b"hello world\n" * 10,
+    "bomb.png": bomb,
+    "one pixel.png": lambda: encoded("PNG", (1, 1)),
+}
+
+
+@pytest.mark.parametrize("name", BAD_IMAGES, ids=str)
+def test_corrupt_images_among_good_ones_are_skipped(name: str, tiny, photos, tmp_path: Path, capsys) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "good.png").write_bytes((photos[0] / "coffee.png").read_bytes())
+    (tmp_path / "in" / name).write_bytes(BAD_IMAGES[name]())
+    assert infer(tiny[0], tmp_path / "in", tmp_path / "out") == 1  # documented: 1 = some inputs skipped
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and f"warning: skipping {tmp_path / 'in' / name}: " in captured.err
+    assert f"wrote 1 depth map to {tmp_path / 'out'}; skipped 1 unreadable input: {tmp_path / 'in' / name}" in (
+        captured.out
     )
-    source.save_checkpoint(tmp_path / "src.ckpt", format="anydepth")
-    x = torch.randn(1, 3, 42, 56)
-    for fmt, out in (
-        ("hf", tmp_path / "hf"),
-        ("official", tmp_path / "depth_anything_tiny.pth"),
-        ("anydepth", tmp_path / "copy.ckpt"),
-    ):
-        assert main(["convert", "--checkpoint", str(tmp_path / "src.ckpt"), "--format", fmt, "--output", str(out)]) == 0
-        kwargs = {"version": "v1", "num_heads": 2} if fmt == "official" else {}
-        loaded = DepthAnything.from_checkpoint(out, **kwargs).eval()
-        with torch.inference_mode():
-            torch.testing.assert_close(loaded(x), source.eval()(x))
-
-
-def test_convert_reports_a_bad_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "junk.pth").write_bytes(b"\x00" * 64)
-    assert (
-        main(
-            ["convert", "--checkpoint", str(tmp_path / "junk.pth"), "--format", "hf", "--output", str(tmp_path / "hf")]
-        )
-        == 2
-    )
-    err = capsys.readouterr().err
-    assert err.startswith("anydepth convert: error: cannot read checkpoint") and "Traceback" not in err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.png"]

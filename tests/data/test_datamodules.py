@@ -17,7 +17,7 @@ from anydepth.data.transforms import (
     nearest_indices,
 )
 from anydepth.shards.manifest import Manifest, ShardRecord
-from anydepth.shards.reader import resolve_shards
+from anydepth.shards.reader import ShardSpecError, resolve_shards
 from anydepth.shards.schema import Sample, encode_sample
 
 S = 28  # training crop in these tests (two patches)
@@ -247,7 +247,7 @@ def test_shard_specs_and_epoch_lengths(data: dict, tmp_path: Path) -> None:
     by_brace = resolve_shards([f"{directory}/shard-{{000000..000002}}.tar", f"{directory}/manifest.json"])
     assert by_dir.urls == by_glob.urls and by_dir.counts == by_glob.counts == (3, 7, 11)
     assert by_brace.num_samples == 2 * len(keys) == 42
-    with pytest.raises(FileNotFoundError, match="matches no file"):
+    with pytest.raises(ShardSpecError, match="matches no file"):
         resolve_shards(f"{directory}/nothing-*.tar")
     write_shards(tmp_path / "bare", "b", "depth", [4], manifest=False)
     with pytest.raises(ValueError, match="samples_per_epoch"):

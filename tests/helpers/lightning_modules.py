@@ -15,11 +15,13 @@ from helpers import TINY
 class TinyDepthModule(DepthTrainingModule):
     """A tiny module on the training modules' base (unused parameters frozen, gradient clipping through the FSDP
     root, the anydepth checkpoint entry) beside a frozen encoder copy (as the student's DINOv2), trained on random
-    images with a plain mean loss."""
+    images with a plain mean loss. ``ballast_mb`` adds a buffer of that many MB to every checkpoint (slow saves,
+    for kill-during-save tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ballast_mb: int = 0) -> None:
         super().__init__(DepthAnything(**TINY), encoder_lr=1e-3, num_visualizations=0)
         self.frozen_encoder = DepthAnything(**TINY).pretrained.requires_grad_(False)
+        self.register_buffer("ballast", torch.zeros(ballast_mb * 2**18))  # float32: 2**18 per MB
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self(batch[0]).mean()

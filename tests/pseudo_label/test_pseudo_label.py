@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -118,7 +119,7 @@ def test_single_process_run(setup: tuple[Path, Path, torch.nn.Module, Path, Mani
     extra = manifest.extra
     assert extra["teacher"] == str(ckpt) and extra["teacher_sha256"] == tree_digest(ckpt)
     assert extra["flip_tta"] is False and extra["input_size"] == INPUT_SIZE
-    assert extra["inputs"] == [str(p) for p in Manifest.load(inputs).shard_paths(inputs)]
+    assert extra["inputs"] == [str(p) for p in Manifest.load(inputs).shard_paths(inputs.resolve())]
     assert json.loads((out / STATE_NAME).read_text()) == extra
     assert verify_shards(out).ok, verify_shards(out).summary()
     assert not list(out.glob("*.tmp"))
@@ -191,6 +192,38 @@ def test_resume_redoes_only_missing_shards(
     with pytest.raises(PseudoLabelError, match="holds shards not written by anydepth pseudo-label"):
         pseudo_label(ckpt, [str(inputs)], inputs, **RUN)
     assert Manifest.load(out).to_dict() == manifest.to_dict()  # refusals change nothing
+
+
+def test_resume_compares_resolved_input_paths(
+    setup: tuple[Path, Path, torch.nn.Module, Path, Manifest], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same input shards spelled relative, with ``./``, via a symlink or as a brace pattern resume a run (also one
+    whose pseudo.json recorded relative paths); other shards, even with equal bytes, are refused."""
+    inputs, ckpt, _, first, manifest = setup
+    out = tmp_path / "pseudo"
+    shutil.copytree(first, out)
+    kept = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*")}
+    (tmp_path / "link").symlink_to(inputs)
+    monkeypatch.chdir(inputs.parent)
+    state = json.loads((out / STATE_NAME).read_text())
+    relative = {**state, "inputs": [os.path.relpath(url) for url in state["inputs"]]}
+    (out / STATE_NAME).write_text(json.dumps(relative))  # as written by anydepth before paths were resolved
+    for spec in (
+        inputs.name,
+        f"./{inputs.name}/",
+        str(tmp_path / "link"),
+        f"{inputs.name}/shard-{{000000..000003}}.tar",
+    ):
+        assert pseudo_label(ckpt, [spec], out, **RUN).to_dict() == manifest.to_dict(), spec
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*")} == kept  # nothing redone
+    assert json.loads((out / STATE_NAME).read_text()) == state  # resolved paths again
+
+    shutil.copytree(inputs, tmp_path / "copy")
+    copied = f"inputs[0]: '{inputs.resolve()}/shard-000000.tar' -> '{tmp_path.resolve()}/copy/shard-000000.tar'"
+    with pytest.raises(PseudoLabelError, match=re.escape(copied)):
+        pseudo_label(ckpt, [str(tmp_path / "copy")], out, **RUN)
+    with pytest.raises(PseudoLabelError, match="inputs: 4 -> 1 entries"):
+        pseudo_label(ckpt, [f"./{inputs.name}/shard-000000.tar"], out, **RUN)
 
 
 def test_unreadable_samples_do_not_block_completion(

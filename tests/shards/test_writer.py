@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from anydepth.files import file_digest
 from anydepth.shards.schema import Sample, encode_sample
@@ -52,3 +54,14 @@ def test_a_shard_without_samples_writes_only_its_record(tmp_path: Path) -> None:
     done = ShardWriter(tmp_path, 5).finish(4, [{"input": "x", "reason": "unreadable"}])
     assert done["samples"] == 0 and done["sha256"] is None and not (tmp_path / shard_name(5)).exists()
     assert completed_shard(tmp_path, 5) == done
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_abort_closes_the_tar_stream_too(tmp_path: Path) -> None:
+    """An aborted writer (a crash mid-shard) leaves nothing that writes to its closed file when collected."""
+    writer = ShardWriter(tmp_path, 0)
+    writer.write(record("a"))
+    writer.abort()
+    del writer
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import tarfile
 from pathlib import Path
 
@@ -17,12 +16,12 @@ from PIL import Image
 
 import anydepth
 from anydepth.cli import main
-from anydepth.locks import LOCK_NAME, OutputLock
+from anydepth.locks import LOCK_NAME
 from anydepth.shards.manifest import Manifest, ManifestError
 from anydepth.shards.schema import Sample, decode_sample
 from anydepth.shards.verify import verify_shards
 from anydepth.shards.writer import shard_name
-from anydepth.sources import SOURCES, Source, SourceError, SourceItem
+from anydepth.sources import ROOTLESS, SOURCES, Source, SourceError, SourceItem
 from anydepth.sources.build import BuildError, build_shards, downscale_sample
 
 LABEL_VALUES = np.array([0.0, 1.5, 2.5, 7.0], np.float32)  # 0 = invalid
@@ -50,7 +49,13 @@ class SyntheticFakeSource(FakeSource):
     synthetic = True
 
 
-def make_dataset(root: Path, n: int = N, corrupt: tuple[str, ...] = (), size: tuple[int, int] = (12, 16)) -> Path:
+def write_sample(root: Path, key: str, label: np.ndarray, seed: int = 0) -> None:
+    """``root/<key>.npz`` with ``label`` and a random image of its size."""
+    image = np.random.default_rng(seed).integers(0, 256, (*label.shape, 3), dtype=np.uint8)
+    np.savez(root / f"{key}.npz", image=image, label=label.astype(np.float32))
+
+
+def make_dataset(root: Path, n: int = N, corrupt: tuple[str, ...] = (), size: tuple[int, int] = (18, 24)) -> Path:
     """``n`` samples ``s00``.. of ``size`` (H, W) with random images and labels from LABEL_VALUES;
     the keys in ``corrupt`` get a file that is not an npz."""
     root.mkdir(parents=True, exist_ok=True)
@@ -60,9 +65,7 @@ def make_dataset(root: Path, n: int = N, corrupt: tuple[str, ...] = (), size: tu
         if key in corrupt:
             (root / f"{key}.npz").write_bytes(b"this is not an npz file")
             continue
-        image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-        label = rng.choice(LABEL_VALUES, size=size).astype(np.float32)
-        np.savez(root / f"{key}.npz", image=image, label=label)
+        write_sample(root, key, rng.choice(LABEL_VALUES, size=size), seed=i)
     return root
 
 
@@ -107,6 +110,7 @@ def test_build_writes_shards_and_manifest(data: Path, tmp_path: Path) -> None:
         "source": "fake",
         "split": None,
         "max_side": None,
+        "min_side": 14,
         "samples_per_shard": 4,
         "seed": 3,
         "image_format": "png",
@@ -126,7 +130,7 @@ def test_build_writes_shards_and_manifest(data: Path, tmp_path: Path) -> None:
         with np.load(data / f"{key}.npz") as raw:
             np.testing.assert_array_equal(sample.image, raw["image"])
             np.testing.assert_array_equal(sample.label, raw["label"])
-        assert sample.meta == {"label_kind": "depth", "source": "fake", "original_size": [12, 16], "scale": 1.0}
+        assert sample.meta == {"label_kind": "depth", "source": "fake", "original_size": [18, 24], "scale": 1.0}
     assert verify_shards(out).ok
 
 
@@ -222,6 +226,40 @@ def test_chunk_with_only_skipped_inputs_leaves_a_gap(tmp_path: Path) -> None:
     assert verify_shards(out).ok
 
 
+def test_labels_without_a_valid_pixel_and_too_small_images_are_skipped(tmp_path: Path) -> None:
+    """A label with no valid pixel (all NaN, all 0, or none left after --max-side) or an image whose stored shorter
+    side is below min_side never reaches a shard: it is skipped with its reason, like an unreadable input."""
+    data = make_dataset(tmp_path / "data", n=3, size=(30, 40))
+    write_sample(data, "nan", np.full((30, 40), np.nan))
+    write_sample(data, "zero", np.zeros((30, 40)))
+    sparse = np.zeros((30, 40))
+    sparse[0, 0] = 3.0  # halving by nearest neighbour keeps the odd rows and columns only
+    write_sample(data, "sparse", sparse)
+    write_sample(data, "thin", np.full((26, 40), 2.0))  # 13 x 20 after max_side 20
+    out = tmp_path / "shards"
+    manifest = build_shards("fake", data, out, max_side=20)
+    reasons = {skip["input"]: skip["reason"] for skip in manifest.skipped}
+    assert sorted(reasons) == ["nan", "sparse", "thin", "zero"] and manifest.num_samples == 3
+    for key in ("nan", "zero", "sparse"):
+        assert reasons[key].startswith(f"SampleError: sample {key!r}: label has no valid pixel")
+    assert reasons["thin"] == (
+        "SampleError: sample 'thin': image 13x20 (H x W) (downscaled from 26x40 by --max-side) "
+        "is smaller than --min-side 14"
+    )
+    assert sorted(sum(shard_keys(out), [])) == ["s00", "s01", "s02"] and verify_shards(out).ok
+    lower = build_shards("fake", data, tmp_path / "lower", max_side=20, min_side=13)  # a setting, recorded
+    assert sorted(skip["input"] for skip in lower.skipped) == ["nan", "sparse", "zero"]
+    assert lower.settings["min_side"] == 13 and lower.num_samples == 4
+
+
+def test_root_is_optional_only_for_rootless_sources(tmp_path: Path) -> None:
+    assert ROOTLESS <= set(SOURCES)
+    with pytest.raises(BuildError, match="--source fake reads a dataset root: pass --root DIR"):
+        build_shards("fake", None, tmp_path / "fake")
+    manifest = build_shards("demo-train", None, tmp_path / "demo", source_kwargs={"num_scenes": 2, "size": (24, 32)})
+    assert manifest.num_samples == 2 and manifest.extra["root"] is None
+
+
 def test_verify_reports_flipped_byte_missing_shard_and_corrupt_label(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "shards"
     build_shards("fake", data, out, samples_per_shard=4)
@@ -260,31 +298,6 @@ def test_verify_reports_flipped_byte_missing_shard_and_corrupt_label(data: Path,
 
     with pytest.raises(ManifestError):
         verify_shards(tmp_path / "nothing")
-
-
-def test_a_second_build_into_the_same_directory_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """While one build holds its output directory, another (``make shards-demo`` run twice at once) stops with one
-    line naming the holder, and touches nothing."""
-    with OutputLock(tmp_path / "out", "shards build"):
-        code = main(
-            [
-                "shards",
-                "build",
-                "--source",
-                "demo-eval",
-                "--root",
-                str(tmp_path),
-                "--out",
-                str(tmp_path / "out"),
-                "--resume",
-                "--workers",
-                "1",
-            ]
-        )
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
-    assert f"in use by another shards build (pid {os.getpid()}" in err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [LOCK_NAME]
 
 
 def test_resume_after_a_crash_reuses_complete_shards(
@@ -347,6 +360,10 @@ def test_bad_settings_and_sources(data: Path, tmp_path: Path) -> None:
         build_shards("fake", data, tmp_path / "x", samples_per_shard=0)
     with pytest.raises(BuildError, match="image_format"):
         build_shards("fake", data, tmp_path / "x", image_format="webp")
+    with pytest.raises(BuildError, match="min_side must be at least 1, got 0"):
+        build_shards("fake", data, tmp_path / "x", min_side=0)
+    with pytest.raises(BuildError, match="max_side 8 is below min_side 14"):
+        build_shards("fake", data, tmp_path / "x", max_side=8)
     with pytest.raises(SourceError, match="unknown source kind"):
         build_shards("nope", data, tmp_path / "x")
     with pytest.raises(SourceError, match="does not exist"):
@@ -360,28 +377,28 @@ def test_cli_build_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     data = make_dataset(tmp_path / "data", corrupt=("s03",))
     out = tmp_path / "shards"
     argv = ["shards", "build", "--source", "fake", "--root", str(data), "--out", str(out), "--samples-per-shard", "4"]
-    assert main([*argv, "--max-side", "8", "--label-dtype", "float16", "--seed", "2"]) == 0
+    assert main([*argv, "--max-side", "20", "--label-dtype", "float16", "--seed", "2"]) == 0
     captured = capsys.readouterr()
-    assert f"wrote 3 shards (9 samples) to {out}; skipped 1 unreadable input: s03 (" in captured.out
-    assert "anydepth shards: WARNING: skipped s03" in captured.err
+    assert f"wrote 3 shards (9 samples) to {out}; skipped 1 unusable input: s03 (" in captured.out
+    assert "anydepth shards build: WARNING: skipped s03" in captured.err
     manifest = Manifest.load(out)
-    assert manifest.settings["max_side"] == 8 and manifest.settings["label_dtype"] == "float16"
+    assert manifest.settings["max_side"] == 20 and manifest.settings["label_dtype"] == "float16"
 
     assert main(["shards", "verify", str(out)]) == 0
     assert capsys.readouterr().out.startswith("OK: 3 shards, 9 samples")
 
     assert main(argv) == 2  # an existing build without --resume
-    assert "anydepth shards: error:" in capsys.readouterr().err
-    assert main([*argv, "--max-side", "8", "--label-dtype", "float16", "--seed", "2", "--resume"]) == 0
+    assert "anydepth shards build: error:" in capsys.readouterr().err
+    assert main([*argv, "--max-side", "20", "--label-dtype", "float16", "--seed", "2", "--resume"]) == 0
     assert main([*argv, "--resume"]) == 2  # other settings
-    assert "anydepth shards: error: cannot resume" in capsys.readouterr().err
+    assert "anydepth shards build: error: cannot resume" in capsys.readouterr().err
 
     flip_byte(out / "shard-000000.tar")
     assert main(["shards", "verify", str(out)]) == 1
     assert "shard-000000.tar: sha256" in capsys.readouterr().err
 
     assert main(["shards", "verify", str(tmp_path / "data")]) == 2  # no manifest
-    assert "anydepth shards: error:" in capsys.readouterr().err
+    assert "anydepth shards verify: error:" in capsys.readouterr().err
     assert main(["shards", "build", "--source", "nope", "--root", str(data), "--out", str(tmp_path / "o")]) == 2
     assert "unknown source kind 'nope'" in capsys.readouterr().err
     assert main([*argv[:-2], "--samples-per-shard", "0"]) == 2

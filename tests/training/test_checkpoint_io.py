@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from anydepth.checkpoints import CheckpointError
 from anydepth.training.checkpoint_io import AtomicCheckpointIO
+
+from helpers import REPO_ROOT
 
 SAVER = """
 import sys, torch
@@ -57,7 +62,7 @@ def test_an_unreadable_checkpoint_falls_back_to_the_newest_readable_one(tmp_path
         assert io.load_checkpoint(tmp_path / "last.ckpt")["step"] == 20
     (tmp_path / "step-10.ckpt").unlink()
     (tmp_path / "step-20.ckpt").write_bytes(b"garbage")
-    with pytest.raises(RuntimeError, match="no other readable"):
+    with pytest.raises(CheckpointError, match="no other readable"):
         io.load_checkpoint(tmp_path / "last.ckpt")
 
 
@@ -81,3 +86,78 @@ def test_sigkill_during_saves_never_damages_the_checkpoint(tmp_path: Path) -> No
             assert torch.all(checkpoint["weights"] == checkpoint["step"])
     io.save_checkpoint({"step": 0}, path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+
+
+def fit_command(run: Path, max_steps: int) -> list[str]:
+    """``anydepth fit`` of the tiny helper module with the shipped CPU trainer config (AtomicCheckpointIO), a 16 MB
+    ballast and a step checkpoint plus last.ckpt after every step, resuming from ``last``."""
+    checkpoint = (
+        "{class_path: lightning.pytorch.callbacks.ModelCheckpoint, init_args: "
+        f"{{dirpath: {run / 'checkpoints'}, every_n_train_steps: 1, save_last: true, save_top_k: 2, "
+        "monitor: step, mode: max}}"
+    )
+    return [
+        *("fit", "--config", str(REPO_ROOT / "configs/trainer/cpu.yaml")),
+        *("--model", "helpers.lightning_modules.TinyDepthModule", "--model.init_args.ballast_mb", "16"),
+        *("--data", "helpers.lightning_modules.RandomImages", "--trainer.callbacks", checkpoint),
+        *("--trainer.max_epochs", "1000", "--trainer.max_steps", str(max_steps), "--trainer.logger", "false"),
+        *("--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(run), "--ckpt_path", "last"),
+    ]
+
+
+def wait_for_saves(directory: Path, count: int, proc: subprocess.Popen, timeout: float = 120.0) -> bool:
+    """Poll until the ``count``-th checkpoint save of this run is in flight (its staged ``.*.tmp`` file exists;
+    orphans of earlier kills are not counted); False if the run ended first."""
+    orphans, seen = set(directory.glob(".*.tmp")), set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        seen |= set(directory.glob(".*.tmp")) - orphans
+        if len(seen) >= count:
+            return True
+        time.sleep(0.0005)
+    return False
+
+
+@pytest.mark.slow
+def test_sigkill_of_a_training_run_during_checkpoint_writes_always_resumes(tmp_path: Path) -> None:
+    """A real ``anydepth fit`` SIGKILLed while a checkpoint is being written, four times, with ``$TMPDIR`` on another
+    file system (/dev/shm where the machine has it): every checkpoint left on disk reads back, every restart
+    resumes from ``last.ckpt`` once it exists, nothing is left in ``$TMPDIR``, and the last run finishes (orphans
+    removed)."""
+    run = tmp_path / "run"
+    scratch = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else tmp_path))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(scratch), "CUDA_VISIBLE_DEVICES": ""}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "tests"), env.get("PYTHONPATH", "")])
+    checkpoints, killed_at = run / "checkpoints", []
+    try:
+        for trial in range(4):
+            resumable, log = (checkpoints / "last.ckpt").exists(), tmp_path / f"trial{trial}.log"
+            with open(log, "w") as stderr:
+                command = [sys.executable, "-m", "anydepth.cli", *fit_command(run, max_steps=10_000)]
+                proc = subprocess.Popen(command, env=env, stderr=stderr, stdout=subprocess.DEVNULL)
+                # saves alternate step checkpoint, last.ckpt: the 3rd leaves a complete last.ckpt behind, later
+                # trials hit last.ckpt's own save and a step checkpoint's in turn
+                assert wait_for_saves(checkpoints, 3 + trial, proc), log.read_text()[-3000:]
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+            if resumable:
+                assert "Restoring states from the checkpoint path" in log.read_text(), log.read_text()[-3000:]
+            for path in checkpoints.glob("*.ckpt"):  # complete files only: staged ones are hidden .tmp files
+                torch.load(path, map_location="cpu", weights_only=False)
+            if (checkpoints / "last.ckpt").exists():
+                killed_at.append(torch.load(checkpoints / "last.ckpt", weights_only=False)["global_step"])
+        final = subprocess.run(
+            [sys.executable, "-m", "anydepth.cli", *fit_command(run, max_steps=killed_at[-1] + 2)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert final.returncode == 0, final.stderr[-3000:]
+        assert torch.load(checkpoints / "last.ckpt", weights_only=False)["global_step"] == killed_at[-1] + 2
+        assert not list(checkpoints.glob(".*.tmp"))
+        staged = [p for p in scratch.rglob("*") if p.is_file() and p.stat().st_size > 2**20]  # wandb leaves empty dirs
+        assert not staged
+        assert killed_at == sorted(killed_at)  # every restart continued, none went back to step 0
+    finally:
+        shutil.rmtree(scratch)

@@ -461,7 +461,9 @@ def test_wandb_offline_run_holds_validation_metrics_and_depth_images(
     module = TeacherModule(tiny_model(), num_visualizations=2)
     fit = trainer(tmp_path, max_steps=2, limit_val_batches=2, val_check_interval=1, logger=logger)
     fit.fit(module, datamodule=labeled_data(shards))
+    architecture = dict(logger.experiment.config["architecture"])
     logger.experiment.finish()
+    assert architecture == module.model.config.to_dict()  # runs filter by encoder, version, block indices
     run = next((tmp_path / "wandb").glob("offline-run-*"))
     images = sorted((run / "files" / "media" / "images" / "val").glob("depth_*.png"))
     assert len(images) == 2 * 2  # two validations, two samples each

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 
 from anydepth.checkpoints.formats import CheckpointError, StateDict
-from anydepth.models.depth_anything import DepthAnythingConfig
+from anydepth.models.depth_anything import DECODERS, DepthAnythingConfig, default_layer_indices
 from anydepth.models.dpt import HEAD_HIDDEN_CHANNELS
-from anydepth.models.encoder import PATCH_SIZE, PRETRAIN_IMAGE_SIZE
+from anydepth.models.encoder import ENCODERS, PATCH_SIZE, PRETRAIN_IMAGE_SIZE
 from anydepth.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -111,10 +111,60 @@ def hf_to_official(state_dict: StateDict, official_keys: list[str]) -> StateDict
     return out
 
 
+KEEP_ANYDEPTH = "keep the anydepth checkpoint format (--format anydepth), which stores the architecture"
+
+
+def official_differences(config: DepthAnythingConfig) -> list[str]:
+    """What of ``config`` the official Depth Anything code (V1 and V2) would build differently; empty when it rebuilds
+    ``config`` exactly. That code knows only the standard ViT-S/B/L/G (width, depth, heads, FFN), builds their DPT
+    with fixed sizes (``DECODERS``, no batch norm, no class-token readout) and feeds it fixed blocks (V1 the last
+    four, V2 ``V2_LAYER_INDICES``); an official ``.pth`` stores none of these, so its readers assume them."""
+    spec = ENCODERS.get(config.encoder)
+    if spec is None:
+        return [f"encoder is {config.encoder!r}, not one of the official {', '.join(ENCODERS)}"]
+    features, out_channels = DECODERS[config.encoder]
+    official: dict[str, Any] = {
+        "embed_dim": spec.embed_dim,
+        "depth": spec.depth,
+        "num_heads": spec.num_heads,
+        "swiglu": spec.swiglu,
+        "features": features,
+        "out_channels": out_channels,
+        "layer_indices": default_layer_indices(config.encoder, config.version, spec.depth),
+        "use_bn": False,
+        "use_clstoken": False,
+    }
+    where = f"the official {config.encoder} {config.version.upper()}"
+    return [
+        f"{name} is {getattr(config, name)} where {where} has {value}"
+        for name, value in official.items()
+        if getattr(config, name) != value
+    ]
+
+
+def check_official(config: DepthAnythingConfig) -> None:
+    """Raise one :class:`CheckpointError` listing :func:`official_differences` unless there are none."""
+    differences = official_differences(config)
+    if differences:
+        raise CheckpointError(
+            f"the official Depth Anything format cannot represent this model: {'; '.join(differences)}; an official "
+            f".pth stores weights only, so it would load as a different model; {KEEP_ANYDEPTH}"
+        )
+
+
 def hf_config(config: DepthAnythingConfig) -> dict[str, Any]:
-    """transformers ``DepthAnythingConfig`` JSON for a model of this architecture."""
-    if config.use_bn or config.use_clstoken:
-        raise CheckpointError("transformers' DepthAnything supports neither use_bn nor use_clstoken")
+    """transformers ``DepthAnythingConfig`` JSON for a model of this architecture; a :class:`CheckpointError` for what
+    transformers' DepthAnything cannot build: batch norm or class-token readout in the DPT head, or encoder blocks
+    not in strictly increasing order (its backbone's ``out_indices`` must be; sizes, blocks, heads and the
+    reassemble factors 4, 2, 1, 0.5 of every Depth Anything are all in its config)."""
+    unsupported = [name for name in ("use_bn", "use_clstoken") if getattr(config, name)]
+    indices = list(config.layer_indices)
+    if indices != sorted(set(indices)):
+        unsupported.append(f"layer_indices {indices} not strictly increasing")
+    if unsupported:
+        raise CheckpointError(
+            f"transformers' DepthAnything cannot represent this model ({', '.join(unsupported)}); {KEEP_ANYDEPTH}"
+        )
     stages = [i + 1 for i in config.layer_indices]
     return {
         "architectures": ["DepthAnythingForDepthEstimation"],

@@ -10,9 +10,22 @@ from typing import Any
 
 import torch
 
-from anydepth.checkpoints.convert import hf_config, hf_preprocessor_config, native_to_official, official_to_hf
-from anydepth.checkpoints.formats import ANYDEPTH_FORMAT_VERSION, ANYDEPTH_KEY, FORMATS, LIGHTNING_PREFIX
-from anydepth.models.depth_anything import DepthAnything
+from anydepth.checkpoints.convert import (
+    check_official,
+    hf_config,
+    hf_preprocessor_config,
+    native_to_official,
+    official_to_hf,
+)
+from anydepth.checkpoints.formats import (
+    ANYDEPTH_FORMAT_VERSION,
+    ANYDEPTH_KEY,
+    FORMATS,
+    LIGHTNING_PREFIX,
+    CheckpointError,
+)
+from anydepth.checkpoints.load import version_from_name
+from anydepth.models.depth_anything import DepthAnything, DepthAnythingConfig
 
 
 def anydepth_metadata(model: DepthAnything, prefix: str = LIGHTNING_PREFIX) -> dict[str, Any]:
@@ -25,11 +38,30 @@ def add_anydepth_metadata(checkpoint: dict[str, Any], model: DepthAnything, pref
     checkpoint[ANYDEPTH_KEY] = anydepth_metadata(model, prefix)
 
 
+def _check_official_file(config: DepthAnythingConfig, path: Path) -> None:
+    """:func:`check_official`, and the file name must not name the other version (readers take V1 or V2 from it)."""
+    check_official(config)
+    named = version_from_name(path)
+    if named is not None and named != config.version:
+        v1, v2 = f"depth_anything_{config.encoder}14.pth", f"depth_anything_v2_{config.encoder}.pth"
+        raise CheckpointError(
+            f"the file name {path.name} says Depth Anything {named.upper()}, but the model is {config.version.upper()} "
+            f"(readers of official .pth files take the version from the name): name it like "
+            f"{v1 if config.version == 'v1' else v2}"
+        )
+
+
 def save_checkpoint(model: DepthAnything, path: str | os.PathLike, format: str = "official") -> None:
-    """Write ``model`` as an official ``.pth``, a transformers directory (``hf``) or an anydepth file."""
+    """Write ``model`` as an official ``.pth``, a transformers directory (``hf``) or an anydepth file.
+
+    Raises :class:`CheckpointError`, writing nothing, when the format cannot represent the model (official: anything
+    but a released architecture, see :func:`~anydepth.checkpoints.convert.official_differences`, or a file name naming
+    the other version; hf: see :func:`~anydepth.checkpoints.convert.hf_config`); the anydepth format stores them all.
+    """
     path = Path(path)
     native = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if format == "official":
+        _check_official_file(model.config, path)
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(native_to_official(native, model.config.swiglu), path)
     elif format == "hf":

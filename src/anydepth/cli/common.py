@@ -17,6 +17,7 @@ from anydepth.locks import OutputLockedError
 from anydepth.models.depth_anything import VERSIONS
 from anydepth.models.encoder import ENCODERS
 from anydepth.shards.manifest import ManifestError
+from anydepth.shards.reader import ShardSpecError
 from anydepth.sources import SourceError
 from anydepth.sources.build import BuildError
 
@@ -36,6 +37,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     InputError,
     SourceError,
     ManifestError,
+    ShardSpecError,
     BuildError,
     OutputLockedError,
 )

@@ -12,7 +12,8 @@ from anydepth.models.depth_anything import DepthAnything
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    """``anydepth convert``: load any supported checkpoint and write it in another format."""
+    """``anydepth convert``: load any supported checkpoint and write it in another format (a ``CheckpointError``, exit
+    code 2, where that format cannot represent the model: :func:`~anydepth.checkpoints.save.save_checkpoint`)."""
     model = DepthAnything.from_checkpoint(args.checkpoint, encoder=args.encoder, version=args.version)
     model.save_checkpoint(args.output, format=args.format)
     print(
@@ -30,7 +31,11 @@ def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Read any checkpoint anydepth understands and write it as an official Depth Anything .pth "
             "(--format official), a transformers DepthAnythingForDepthEstimation directory (--format hf), "
-            "or an anydepth checkpoint (--format anydepth)."
+            "or an anydepth checkpoint (--format anydepth). A format that cannot represent the model is refused "
+            "(exit code 2, nothing written): official files store weights only, so they hold the released "
+            "vits/vitb/vitl/vitg V1/V2 architectures only (sizes, head and encoder blocks); transformers stores the "
+            "sizes and blocks but has no batch norm or class-token readout in the head. The anydepth format holds "
+            "every model."
         ),
     )
     add_checkpoint_arguments(parser)

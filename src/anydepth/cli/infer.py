@@ -61,6 +61,12 @@ def run_infer(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.output.exists() and not args.output.is_dir():
         raise UsageError(f"--output {args.output} exists and is not a directory")
+    if args.input.is_dir() and args.output.expanduser().resolve() == args.input.expanduser().resolve():
+        raise UsageError(
+            f"--output {args.output} is the --input directory: depth maps written there would be read as inputs by "
+            f"the next run; choose another --output (a directory inside --input, e.g. {args.input / 'depth'}, is "
+            "skipped when listing the inputs)"
+        )
     list_inputs(args.input, exclude=args.output)  # fail on a bad --input before loading the model
     device = resolve_device(args.device)
     model = DepthAnything.from_checkpoint(args.checkpoint, encoder=args.encoder, version=args.version)
@@ -95,7 +101,13 @@ def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_checkpoint_arguments(parser)
     parser.add_argument("--input", required=True, type=Path, help="image file, directory, or .txt list of paths")
-    parser.add_argument("--output", required=True, type=Path, metavar="DIR", help="output directory (created)")
+    parser.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="output directory (created); not the --input directory, and one inside it is not read as input",
+    )
     parser.add_argument(
         "--input-size",
         type=int,

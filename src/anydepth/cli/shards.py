@@ -8,20 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from anydepth.cli.common import EXIT_OK, EXIT_SKIPPED, MAX_LISTED_SKIPS, PROG, log_to_stderr, plural
+from anydepth.models.encoder import PATCH_SIZE
 from anydepth.shards.manifest import Manifest
 from anydepth.shards.verify import verify_shards
-from anydepth.sources import SOURCES
+from anydepth.sources import ROOTLESS, SOURCES
 from anydepth.sources.build import IMAGE_FORMATS, LABEL_DTYPES, build_shards
 
 
 def shards_summary(manifest: Manifest, output: Path) -> str:
-    """``wrote N shards (M samples) to DIR; skipped K inputs: a (why), ...``."""
+    """``wrote N shards (M samples) to DIR; skipped K unusable inputs: a (why), ...``."""
     line = f"wrote {plural(len(manifest.shards), 'shard')} ({plural(manifest.num_samples, 'sample')}) to {output}"
     if manifest.skipped:
         listed = ", ".join(f"{s['input']} ({s['reason']})" for s in manifest.skipped[:MAX_LISTED_SKIPS])
         extra = len(manifest.skipped) - MAX_LISTED_SKIPS
         more = f" and {extra} more" if extra > 0 else ""
-        line += f"; skipped {plural(len(manifest.skipped), 'unreadable input')}: {listed}{more}"
+        line += f"; skipped {plural(len(manifest.skipped), 'unusable input')}: {listed}{more}"
     return line
 
 
@@ -34,6 +35,7 @@ def run_shards_build(args: argparse.Namespace) -> int:
             args.out,
             split=args.split,
             max_side=args.max_side,
+            min_side=args.min_side,
             samples_per_shard=args.samples_per_shard,
             workers=args.workers,
             seed=args.seed,
@@ -43,7 +45,7 @@ def run_shards_build(args: argparse.Namespace) -> int:
         )
     print(shards_summary(manifest, args.out))
     if manifest.num_samples == 0:
-        print(f"{PROG} {args.command}: error: no input could be read; see the reasons above", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: no input was usable; see the reasons above", file=sys.stderr)
         return EXIT_SKIPPED
     return EXIT_OK
 
@@ -69,12 +71,19 @@ def add_shards_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Read every input of --root with the --source reader, shuffle them (--seed), and write "
             "shard-NNNNNN.tar WebDataset shards of --samples-per-shard samples plus manifest.json into --out. "
-            "Unreadable inputs are skipped and listed in the manifest. Exit code: 0 built, 1 nothing readable, "
+            "Unusable inputs (unreadable, a label without a valid pixel, an image below --min-side) are skipped "
+            "and listed in the manifest. Exit code: 0 built, 1 nothing usable, "
             "2 usage error (wrong layout, bad settings, an existing build without --resume)."
         ),
     )
     build.add_argument("--source", required=True, metavar="KIND", help=f"dataset reader: {', '.join(SOURCES)}")
-    build.add_argument("--root", required=True, type=Path, metavar="DIR", help="dataset root directory")
+    build.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"dataset root directory (required, except for {', '.join(sorted(ROOTLESS))})",
+    )
     build.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory, e.g. data_shards/NAME")
     build.add_argument("--split", default=None, help="dataset split, for readers that have splits")
     build.add_argument(
@@ -83,6 +92,13 @@ def add_shards_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="downscale samples whose longer side exceeds N pixels (default: keep the size)",
+    )
+    build.add_argument(
+        "--min-side",
+        type=int,
+        default=PATCH_SIZE,
+        metavar="N",
+        help=f"skip images whose shorter side is below N pixels after --max-side (default: {PATCH_SIZE}, one patch)",
     )
     build.add_argument("--samples-per-shard", type=int, default=1000, metavar="N", help="shard size (default: 1000)")
     build.add_argument("--workers", type=int, default=1, metavar="N", help="parallel processes (default: 1)")
@@ -94,7 +110,7 @@ def add_shards_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     build.add_argument("--image-format", choices=IMAGE_FORMATS, default="jpg", help="image encoding (default: jpg)")
     build.add_argument("--label-dtype", choices=LABEL_DTYPES, default="float32", help="label dtype (default: float32)")
-    build.set_defaults(func=run_shards_build)
+    build.set_defaults(func=run_shards_build, command="shards build")  # messages: "anydepth shards build: ..."
     verify = commands.add_parser(
         "verify",
         help="check shards against manifest.json and decode every sample",
@@ -104,5 +120,5 @@ def add_shards_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     verify.add_argument("directory", type=Path, metavar="DIR", help="a directory written by anydepth shards build")
-    verify.set_defaults(func=run_shards_verify)
+    verify.set_defaults(func=run_shards_verify, command="shards verify")
     return parser

@@ -17,7 +17,8 @@ from lightning.pytorch.utilities import CombinedLoader
 
 from anydepth.data.transforms import EvalTransform, TrainTransform, UnlabeledTransform
 from anydepth.shards.dealing import rank_and_world_size, require_one_per_rank
-from anydepth.shards.reader import ShardDataset, ShardLoader, Transform, resolve_shards
+from anydepth.shards.manifest import ManifestError
+from anydepth.shards.reader import ShardDataset, ShardLoader, ShardSpecError, Transform, resolve_shards
 
 __all__ = [
     "EvalDataModule",
@@ -54,6 +55,18 @@ class _ShardDataModule(pl.LightningDataModule):
         self.num_workers, self.seed = num_workers, seed
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.rank, self.world_size = rank, world_size
+
+    @staticmethod
+    def check_shards(**named: Sequence[str] | None) -> None:
+        """Resolve every given shard list once, so a missing or empty shard directory fails when the DataModule is
+        built (before a model loads or ranks start), with one error naming the argument."""
+        for name, specs in named.items():
+            if specs is None:
+                continue
+            try:
+                resolve_shards(specs)
+            except (ShardSpecError, ManifestError) as err:
+                raise type(err)(f"data.init_args.{name}: {err}") from None
 
     def rank_and_world_size(self) -> tuple[int, int]:
         """Explicit ``rank``/``world_size`` if given (tests), else :func:`~anydepth.shards.dealing.rank_and_world_size`
@@ -130,6 +143,7 @@ class LabeledDataModule(_ShardDataModule):
     ) -> None:
         super().__init__(num_workers, seed, pin_memory, rank, world_size)
         self.save_hyperparameters()
+        self.check_shards(train_shards=train_shards, val_shards=val_shards or None)
         self.train_shards, self.val_shards = list(train_shards), val_shards
         self.batch_size, self.size, self.shuffle_buffer = batch_size, size, shuffle_buffer
         self.resampled, self.samples_per_epoch, self.val_batch_size = resampled, samples_per_epoch, val_batch_size
@@ -176,6 +190,7 @@ class UnlabeledDataModule(_ShardDataModule):
     ) -> None:
         super().__init__(num_workers, seed, pin_memory, rank, world_size)
         self.save_hyperparameters()
+        self.check_shards(train_shards=train_shards)
         self.train_shards, self.batch_size, self.size = list(train_shards), batch_size, size
         self.shuffle_buffer, self.resampled, self.samples_per_epoch = shuffle_buffer, resampled, samples_per_epoch
         self.predict_batch_size = predict_batch_size
@@ -233,6 +248,7 @@ class MixedDataModule(_ShardDataModule):
         if ratio < 1:
             raise ValueError(f"ratio must be >= 1, got {ratio}")
         self.save_hyperparameters()
+        self.check_shards(labeled_shards=labeled_shards, pseudo_shards=pseudo_shards, val_shards=val_shards or None)
         self.labeled_shards, self.pseudo_shards = list(labeled_shards), list(pseudo_shards)
         self.labeled_batch_size, self.ratio, self.size = labeled_batch_size, ratio, size
         self.shuffle_buffer, self.samples_per_epoch = shuffle_buffer, samples_per_epoch
@@ -283,6 +299,7 @@ class EvalDataModule(_ShardDataModule):
     ) -> None:
         super().__init__(num_workers, 0, pin_memory, rank, world_size)
         self.save_hyperparameters()
+        self.check_shards(shards=shards)
         self.shards, self.batch_size, self.size = list(shards), batch_size, size
 
     def eval_dataloader(self) -> ShardLoader:

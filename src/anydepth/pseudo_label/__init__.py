@@ -13,8 +13,10 @@ unless every input image has one size.
 
 Output directory ``out``:
 
+- ``.anydepth.lock``: :class:`~anydepth.locks.OutputLock`, held by global rank 0 for the whole run, so a second run
+  into the same directory stops at once naming the first (:func:`~anydepth.pseudo_label.run.pseudo_label`).
 - ``pseudo.json``, written first: the settings (teacher checkpoint path and sha256, ``flip_tta``, ``input_size``,
-  the resolved input shards and their sample counts).
+  the input shards as resolved paths, and their sample counts).
 - ``shard-NNNNNN.tar``: the pseudo labels of input shard NNNNNN, i.e. position NNNNNN in
   ``resolve_shards(inputs)``. Every sample keeps its key and the ORIGINAL bytes of its image (same field,
   ``image.jpg`` or ``image.png``: no re-encoding) and of its ``sky.png`` if any, and gets ``label.npy`` (float16, the
@@ -35,7 +37,8 @@ with what they got and their record lists the shortfall; an input shard of which
 
 Resume. A run into a directory that holds ``pseudo.json`` continues it (``resume=True``, the default): a shard whose
 ``.tar`` and ``.json`` record exist with matching size is kept, everything else is redone; ``.tmp`` leftovers are
-removed. Resuming with another teacher (by sha256, not path), ``flip_tta``, ``input_size`` or input list is refused
+removed. Resuming with another teacher (by sha256, not path), ``flip_tta``, ``input_size`` or input list (compared
+as resolved paths: relative, absolute or via a symlink, the same shards are the same inputs) is refused
 with a :class:`PseudoLabelError`, as is a directory holding shards not written by this tool.
 
 DDP (``devices``/``num_nodes``/``strategy``, e.g. SLURM). Global rank 0 checks the directory, writes ``pseudo.json`` and

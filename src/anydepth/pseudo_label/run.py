@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
+import lightning.pytorch as pl
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+from anydepth.locks import OutputLock
 from anydepth.prediction import check_prediction_settings, expected_warnings_ignored, offline_trainer
 from anydepth.pseudo_label.labeler import PseudoLabelDataModule, PseudoLabeler
 from anydepth.pseudo_label.state import PseudoLabelError, check_output, input_shards
@@ -16,6 +21,15 @@ __all__ = ["PSEUDO_LABEL_WARNINGS", "pseudo_label"]
 
 PSEUDO_LABEL_WARNINGS = ("Couldn't infer the batch indices",)  # the writer does not need them
 """Pseudo-labelling's expected warnings, beyond :data:`~anydepth.prediction.EXPECTED_WARNINGS`."""
+
+
+def _trainer(writer: PseudoLabelWriter, **settings: Any) -> pl.Trainer:
+    """:func:`~anydepth.prediction.offline_trainer` with ``writer``; a setting Lightning refuses (``num_nodes=0``, an
+    unknown strategy, a GPU that is not there) is a :class:`PseudoLabelError`."""
+    try:
+        return offline_trainer([writer], **settings)
+    except (ValueError, MisconfigurationException) as err:
+        raise PseudoLabelError(f"invalid run settings: {err}") from err
 
 
 def pseudo_label(
@@ -44,8 +58,14 @@ def pseudo_label(
     ``num_nodes``, ``strategy``, ``precision`` and ``trainer_kwargs`` go to ``lightning.Trainer`` (an
     :func:`~anydepth.prediction.offline_trainer`); ``encoder`` / ``version`` are the checkpoint hints of
     :meth:`DepthAnything.from_checkpoint`. Returns the written manifest (on every rank). Raises ``CheckpointError``
-    for a bad checkpoint and :class:`PseudoLabelError` for bad settings, missing inputs or inputs without manifest
-    counts, and an ``out`` that cannot be resumed.
+    for a bad checkpoint and :class:`PseudoLabelError` for bad settings (those Lightning refuses included), missing
+    inputs or inputs without manifest counts, and an ``out`` that cannot be resumed.
+
+    The process of global rank 0 holds :class:`~anydepth.locks.OutputLock` on ``out`` while predicting, so a second
+    run into ``out`` stops at once with :class:`~anydepth.locks.OutputLockedError` (naming this process). Only rank 0
+    locks: every rank writes its own shards into ``out``, and the ranks are separate processes (Lightning's launcher
+    re-runs the command, SLURM or torchrun start each one), so one lock per rank would refuse the others. With
+    ``ddp_spawn`` the launching process is rank 0 and holds it while its children predict.
     """
     check_prediction_settings(input_size, batch_size, num_workers, PseudoLabelError)
     specs = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
@@ -54,8 +74,8 @@ def pseudo_label(
     data = PseudoLabelDataModule(specs, out, labeler.teacher_settings(), input_size, batch_size, num_workers, resume)
     check_output(data.out, data.state, resume)  # once here, before any DDP process starts
     writer = PseudoLabelWriter(out)
-    trainer = offline_trainer(
-        [writer],
+    trainer = _trainer(
+        writer,
         accelerator=accelerator,
         devices=devices,
         num_nodes=num_nodes,
@@ -63,6 +83,8 @@ def pseudo_label(
         precision=precision,
         **trainer_kwargs,
     )
-    with expected_warnings_ignored(*PSEUDO_LABEL_WARNINGS):
-        trainer.predict(labeler, datamodule=data, return_predictions=False)
+    # global rank 0 only (see above); the Trainer knows its rank from the launcher's environment before predicting
+    with OutputLock(out, "pseudo-label") if trainer.global_rank == 0 else nullcontext():
+        with expected_warnings_ignored(*PSEUDO_LABEL_WARNINGS):
+            trainer.predict(labeler, datamodule=data, return_predictions=False)
     return writer.manifest or Manifest.load(out)  # spawn-based strategies set the manifest in child processes only

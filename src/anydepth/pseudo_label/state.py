@@ -43,12 +43,20 @@ class PseudoLabelError(ValueError):
     """Inputs or an output directory that cannot be pseudo-labelled as asked; the message names the path."""
 
 
+def _shard_url(url: str) -> str:
+    """A local shard path resolved (absolute, symlinks followed), so that one shard has one spelling however it was
+    given (relative, ``./``, absolute, via a symlink); remote URLs and ``pipe:`` specs unchanged."""
+    return url if "://" in url or url.startswith("pipe:") else str(Path(url).resolve())
+
+
 def input_shards(inputs: Sequence[str | os.PathLike]) -> ShardList:
-    """``resolve_shards(inputs)``, every shard with a manifest sample count and listed once."""
+    """``resolve_shards(inputs)`` with :func:`_shard_url` paths, every shard with a manifest sample count and listed
+    once."""
     try:
-        shards = resolve_shards([str(spec) for spec in inputs])
+        found = resolve_shards([str(spec) for spec in inputs])
     except (OSError, ValueError) as err:  # FileNotFoundError, ManifestError, "no shards given"
         raise PseudoLabelError(f"cannot read the input shards: {err}") from err
+    shards = ShardList(tuple(_shard_url(url) for url in found.urls), found.counts)
     uncounted = [url for url, count in zip(shards.urls, shards.counts) if count is None]
     if uncounted:
         raise PseudoLabelError(
@@ -89,7 +97,8 @@ def check_output(out: Path, state: Mapping[str, Any], resume: bool) -> None:
         raise PseudoLabelError(f"output {out} already holds pseudo labels: resume it, or write into a new directory")
     try:
         old = json.loads(state_path.read_text())
-    except (OSError, ValueError) as err:
+        old["inputs"] = [_shard_url(url) for url in old["inputs"]]  # older files hold paths as given
+    except (OSError, ValueError, TypeError, KeyError) as err:
         raise PseudoLabelError(f"cannot resume {out}: unreadable {STATE_NAME} ({err}); delete {out} and rerun") from err
     changed = [_difference(k, old.get(k), state.get(k)) for k in _IDENTITY if old.get(k) != state.get(k)]
     if changed:

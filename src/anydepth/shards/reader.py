@@ -61,7 +61,7 @@ from anydepth.shards.dealing import deal
 from anydepth.shards.manifest import MANIFEST_NAME, Manifest
 from anydepth.shards.schema import Sample, SampleError, decode_sample
 
-__all__ = ["ShardDataset", "ShardList", "ShardLoader", "Transform", "collate", "resolve_shards"]
+__all__ = ["ShardDataset", "ShardList", "ShardLoader", "ShardSpecError", "Transform", "collate", "resolve_shards"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +95,16 @@ def _manifest_counts(directory: Path, cache: dict[Path, dict[str, int]]) -> dict
     return cache[directory]
 
 
+class ShardSpecError(ValueError):
+    """Shard specs that name no readable shards (a missing file, a pattern matching nothing, an empty list)."""
+
+
 def resolve_shards(specs: str | Sequence[str]) -> ShardList:
-    """Expand shard specs (see the module docstring) in order into paths and manifest sample counts."""
+    """Expand shard specs (see the module docstring) in order into paths and manifest sample counts; raises
+    ``ShardSpecError`` (or ``ManifestError`` for a directory without a valid manifest) naming the spec."""
     specs = [specs] if isinstance(specs, str | Path) else list(specs)
     if not specs:
-        raise ValueError("no shards given")
+        raise ShardSpecError("no shards given")
     urls: list[str] = []
     counts: list[int | None] = []
     cache: dict[Path, dict[str, int]] = {}
@@ -109,17 +114,20 @@ def resolve_shards(specs: str | Sequence[str]) -> ShardList:
             directory = path if path.is_dir() else path.parent
             manifest = Manifest.load(path)
             if not manifest.shards:
-                raise ValueError(f"{directory / MANIFEST_NAME} lists no shards")
+                raise ShardSpecError(f"{directory / MANIFEST_NAME} lists no shards")
             urls += [str(p) for p in manifest.shard_paths(directory)]
             counts += [s.samples for s in manifest.shards]
             continue
         for pattern in braceexpand.braceexpand(spec):
             matched = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
             if not matched:
-                raise FileNotFoundError(f"shard pattern {pattern!r} matches no file")
+                raise ShardSpecError(f"shard pattern {pattern!r} matches no file")
             for name in matched:
                 if "://" not in name and not name.startswith("pipe:") and not Path(name).is_file():
-                    raise FileNotFoundError(f"shard {name} does not exist (from {spec!r})")
+                    raise ShardSpecError(
+                        f"shard {name} does not exist (from {spec!r}): give a shard directory (with manifest.json), "
+                        "a .tar file, a glob or a brace pattern"
+                    )
                 urls.append(name)
                 counts.append(_manifest_counts(Path(name).parent, cache).get(Path(name).name))
     return ShardList(tuple(urls), tuple(counts))

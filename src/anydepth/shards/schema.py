@@ -5,7 +5,8 @@ A sample is the set of tar members sharing a key (WebDataset convention, ``<key>
 - ``image.jpg`` or ``image.png``: RGB, 8-bit (always present).
 - ``label.npy``: H x W float16 or float32 (labeled and pseudo-labeled samples), with
   ``meta.json["label_kind"]`` one of ``depth`` (metres or an unknown unit), ``disparity`` or
-  ``relative_disparity`` (pseudo labels). Non-finite or non-positive values are invalid.
+  ``relative_disparity`` (pseudo labels). Non-finite or non-positive values are invalid (for disparities with
+  a ``mask.png``: non-finite or negative ones); a labeled sample needs at least one valid pixel.
 - ``mask.png``: optional 8-bit valid-pixel mask (non-zero = valid); default ``label > 0 & finite``.
 - ``sky.png``: optional 8-bit sky mask (non-zero = sky); sky disparity is set to 0 for training.
 - ``meta.json``: ``source``, ``label_kind`` (null for unlabeled), ``original_size`` ([H, W] before
@@ -72,8 +73,16 @@ def _where(key: str, shard: str | None) -> str:
     return f"sample {key!r}" + (f" in shard {shard}" if shard else "")
 
 
+def _has_valid_pixel(sample: Sample, label: np.ndarray) -> bool:
+    """Whether ``label`` (the sample's) has one pixel that ``valid_mask`` keeps, finite and, for ``depth``, positive,
+    for disparities non-negative: a pixel that training and evaluation can use."""
+    usable = label > 0 if sample.label_kind == "depth" else label >= 0
+    return bool(np.any(sample.valid_mask() & usable & np.isfinite(label)))
+
+
 def validate_sample(sample: Sample, shard: str | None = None) -> None:
-    """Raise ``SampleError`` unless ``sample`` follows the schema (types, shapes, label kind, key)."""
+    """Raise ``SampleError`` unless ``sample`` follows the schema (types, shapes, label kind, key) and a labeled
+    sample has at least one valid label pixel."""
     where = _where(sample.key, shard)
     if not _KEY.match(sample.key):
         raise SampleError(f"{where}: key must match {_KEY.pattern} (no dots)")
@@ -94,6 +103,8 @@ def validate_sample(sample: Sample, shard: str | None = None) -> None:
         value = getattr(sample, name)
         if value is not None and (value.shape != size or value.dtype != bool):
             raise SampleError(f"{where}: {name}.png must be an H x W boolean mask of the image size {size}")
+    if sample.label is not None and not _has_valid_pixel(sample, sample.label):
+        raise SampleError(f"{where}: label has no valid pixel (all non-finite, out of range or masked out)")
 
 
 def _png_bytes(array: np.ndarray) -> bytes:

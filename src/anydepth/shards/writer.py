@@ -7,6 +7,7 @@ its record ``shard-{i:06d}.json``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -75,6 +76,8 @@ class ShardWriter:
 
     def abort(self) -> None:
         """Close and delete the temporary file; no shard and no completion record are written."""
+        with contextlib.suppress(Exception):  # the error that aborts may have broken the tar stream too
+            self._writer.close()  # else the tar stream writes to the closed file when garbage-collected
         self._stream.close()
         self.tmp.unlink(missing_ok=True)
 

@@ -28,6 +28,9 @@ SOURCES: dict[str, str] = {
     "demo-train": "anydepth.sources.demo:DemoTrainSource",
 }
 
+ROOTLESS: frozenset[str] = frozenset({"demo-unlabeled", "demo-eval", "demo-train"})
+"""Kinds whose reader reads no dataset root (installed or rendered data): the builder needs no ``root`` for them."""
+
 
 def get_source(kind: str) -> type[Source]:
     """The reader class registered as ``kind``; ``SourceError`` listing the kinds for an unknown one."""
@@ -37,4 +40,4 @@ def get_source(kind: str) -> type[Source]:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["SOURCES", "Source", "SourceError", "SourceItem", "get_source"]
+__all__ = ["ROOTLESS", "SOURCES", "Source", "SourceError", "SourceItem", "get_source"]

@@ -12,6 +12,9 @@ processes, spawn-safe; ``workers=1`` builds in-process):
 - samples whose longer side exceeds ``max_side`` are downscaled (image: Lanczos; label, mask,
   sky: nearest neighbour, so invalid label values never blend into valid ones), with
   ``meta["scale"]`` multiplied by the factor and ``meta["original_size"]`` kept;
+- a sample is skipped like an unreadable item when it breaks the schema (``validate_sample``: e.g. a label
+  without a single valid pixel, before or after downscaling) or when the shorter side of its stored (downscaled)
+  image is below ``min_side`` (default one ViT patch, 14 px, the smallest image the model takes);
 - the shard is written by a :class:`ShardWriter` (webdataset's ``TarWriter`` with fixed mtime and
   owner, so the bytes only depend on the data and the settings) into ``shard-NNNNNN.tar.tmp``,
   fsynced, then renamed to ``shard-NNNNNN.tar``: a shard file is never half-written;
@@ -52,11 +55,12 @@ from PIL import Image
 
 from anydepth.files import atomic_write_json
 from anydepth.locks import OutputLock
+from anydepth.models.encoder import PATCH_SIZE
 from anydepth.shards.manifest import MANIFEST_NAME, Manifest, ShardRecord
-from anydepth.shards.schema import Sample, encode_sample, validate_sample
+from anydepth.shards.schema import Sample, SampleError, encode_sample, validate_sample
 from anydepth.shards.verify import describe_failure
 from anydepth.shards.writer import SHARD_PATTERN, ShardWriter, completed_shard
-from anydepth.sources import Source, SourceError, SourceItem, get_source
+from anydepth.sources import ROOTLESS, Source, SourceError, SourceItem, get_source
 
 logger = logging.getLogger(__name__)
 
@@ -108,12 +112,27 @@ class _Options:
     source_name: str
     label_kind: str | None
     max_side: int | None
+    min_side: int
     image_format: str
     label_dtype: str
 
 
+def _check_min_side(loaded: Sample, stored: Sample, min_side: int) -> None:
+    """Raise ``SampleError`` when the shorter side of ``stored`` (``loaded`` after downscaling) is below
+    ``min_side``; the message gives both sizes when they differ."""
+    height, width = stored.image.shape[:2]
+    if min(height, width) >= min_side:
+        return
+    before = loaded.image.shape[:2]
+    resized = "" if before == (height, width) else f" (downscaled from {before[0]}x{before[1]} by --max-side)"
+    raise SampleError(
+        f"sample {stored.key!r}: image {height}x{width} (H x W){resized} is smaller than --min-side {min_side}"
+    )
+
+
 def _prepare(source: Source, item: SourceItem, options: _Options) -> dict[str, Any]:
-    """Load, complete the metadata, validate, downscale and encode one item (raises on any problem)."""
+    """Load, complete the metadata, validate, downscale, check the size of and encode one item (raises on any
+    problem)."""
     sample = source.load(item)
     if not isinstance(sample, Sample):
         raise TypeError(f"{type(source).__name__}.load returned {type(sample).__name__}, not a Sample")
@@ -124,7 +143,9 @@ def _prepare(source: Source, item: SourceItem, options: _Options) -> dict[str, A
     meta.setdefault("label_kind", options.label_kind if sample.label is not None else None)
     sample = replace(sample, meta=meta)
     validate_sample(sample)
-    return encode_sample(downscale_sample(sample, options.max_side), options.image_format, options.label_dtype)
+    stored = downscale_sample(sample, options.max_side)
+    _check_min_side(sample, stored, options.min_side)
+    return encode_sample(stored, options.image_format, options.label_dtype)  # validates the downscaled sample
 
 
 @dataclass(frozen=True)
@@ -196,15 +217,21 @@ def _resolve_source(
     else:
         raise BuildError(f"source must be a registered kind, a Source subclass or a Source, got {source!r}")
     if root is None:
-        raise BuildError(f"{name}: a dataset root is required")
+        if name not in ROOTLESS:
+            raise BuildError(f"--source {name} reads a dataset root: pass --root DIR")
+        root = Path(".")  # never read by a rootless reader
     return cls, name, ("class", cls, root, split, dict(source_kwargs or {}))
 
 
 def _check_settings(
-    max_side: int | None, samples_per_shard: int, workers: int, image_format: str, label_dtype: str
+    max_side: int | None, min_side: int, samples_per_shard: int, workers: int, image_format: str, label_dtype: str
 ) -> None:
     if max_side is not None and max_side < 1:
         raise BuildError(f"max_side must be at least 1 (or None for no downscaling), got {max_side}")
+    if min_side < 1:
+        raise BuildError(f"min_side must be at least 1, got {min_side}")
+    if max_side is not None and max_side < min_side:
+        raise BuildError(f"max_side {max_side} is below min_side {min_side}: every image would be too small")
     if samples_per_shard < 1:
         raise BuildError(f"samples_per_shard must be at least 1, got {samples_per_shard}")
     if workers < 1:
@@ -285,6 +312,7 @@ def build_shards(
     out_dir: str | os.PathLike[str],
     split: str | None = None,
     max_side: int | None = None,
+    min_side: int = PATCH_SIZE,
     samples_per_shard: int = 1000,
     workers: int = 1,
     seed: int = 0,
@@ -299,11 +327,12 @@ def build_shards(
     ``source_kind`` is a registered kind (``anydepth.sources.SOURCES``), a ``Source`` subclass
     (constructed as ``cls(root, split, **source_kwargs)``, in each worker) or a ``Source`` instance
     (used as is and pickled to the workers; ``root``/``split`` are then informational and
-    ``source_kwargs`` must be empty). ``start_method`` is the multiprocessing start method of the
-    worker pool. Raises ``BuildError`` for bad settings or an unfit ``out_dir``, ``SourceError``
-    for a wrong dataset layout; items that fail to load are skipped and listed in the manifest.
+    ``source_kwargs`` must be empty); ``root`` may be None only for the kinds in ``ROOTLESS``. ``min_side`` is
+    the smallest shorter side of a stored image. ``start_method`` is the multiprocessing start method of the
+    worker pool. Raises ``BuildError`` for bad settings, a missing root or an unfit ``out_dir``, ``SourceError``
+    for a wrong dataset layout; items that fail to load or to validate are skipped and listed in the manifest.
     """
-    _check_settings(max_side, samples_per_shard, workers, image_format, label_dtype)
+    _check_settings(max_side, min_side, samples_per_shard, workers, image_format, label_dtype)
     cls, name, spec = _resolve_source(source_kind, root, split, source_kwargs)
     source = _make_source(spec)
     split = source.split if spec[0] == "instance" else split
@@ -311,6 +340,7 @@ def build_shards(
         "source": name,
         "split": split,
         "max_side": max_side,
+        "min_side": min_side,
         "samples_per_shard": samples_per_shard,
         "seed": seed,
         "image_format": image_format,
@@ -343,7 +373,7 @@ def build_shards(
                 leftover.unlink()
         atomic_write_json(out / STATE_NAME, state)
 
-        options = _Options(name, source.label_kind, max_side, image_format, label_dtype)
+        options = _Options(name, source.label_kind, max_side, min_side, image_format, label_dtype)
         chunks = [tuple(items[i : i + samples_per_shard]) for i in range(0, len(items), samples_per_shard)]
         records: dict[int, dict[str, Any]] = {}
         if resume:

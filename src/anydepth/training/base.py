@@ -99,7 +99,8 @@ class DepthTrainingModule(pl.LightningModule):
             raise TypeError(f"model must be an anydepth.DepthAnything, got {type(model).__name__}")
         if encoder_lr <= 0 or decoder_lr_multiplier <= 0:
             raise ValueError(
-                f"encoder_lr and decoder_lr_multiplier must be > 0, got {encoder_lr}, {decoder_lr_multiplier}"
+                "model.init_args.encoder_lr and decoder_lr_multiplier must be > 0, "
+                f"got {encoder_lr}, {decoder_lr_multiplier}"
             )
         self.model = model
         freeze_unused_parameters(model)
@@ -146,6 +147,12 @@ class DepthTrainingModule(pl.LightningModule):
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, prog_bar=True, batch_size=batch_size)
         rates = {f"train/lr_{g['name']}": g["lr"] for g in self.trainer.optimizers[0].param_groups}
         self.log_dict(rates, batch_size=batch_size)
+
+    def on_fit_start(self) -> None:
+        """Log the network's architecture (:class:`~anydepth.models.DepthAnythingConfig`: encoder, version, block
+        indices, head sizes) as the ``architecture`` hyperparameters, so logged runs can be filtered by encoder."""
+        for logger in self.loggers:
+            logger.log_hyperparams({"architecture": self.model.config.to_dict()})
 
     # ---------------------------------------------------------------- optimisation
 

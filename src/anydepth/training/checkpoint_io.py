@@ -5,7 +5,8 @@ Lightning's default save stages the file in ``$TMPDIR`` and moves it; when ``$TM
 fsync, and a kill during it leaves a 0-byte ``last.ckpt`` that a requeued job cannot resume from.
 :class:`AtomicCheckpointIO` writes beside the target instead (``.<name>.<random>.tmp`` in the checkpoint's own
 directory), fsyncs the file, renames it over the target (atomic on POSIX within one file system) and fsyncs the
-directory, so the rename survives a power cut. Temporary files of saves killed earlier are removed by the next save.
+directory, so the rename survives a power cut. Temporary files of saves killed earlier (of any checkpoint name) are
+removed by the next save.
 
 Reading: when the requested checkpoint cannot be read (truncated by a pre-anydepth save or a damaged disk), the
 newest readable ``*.ckpt`` in the same directory is used instead, with one warning naming both files, so
@@ -18,6 +19,7 @@ this class does not cover.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,13 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
 
+from anydepth.checkpoints import CheckpointError
+
 __all__ = ["AtomicCheckpointIO"]
+
+
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+"""The name of a file :meth:`AtomicCheckpointIO.save_checkpoint` stages: ``.<target name>.<mkstemp's 8>.tmp``."""
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -45,8 +53,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        for orphan in path.parent.glob(f".{path.name}.*.tmp"):  # left by a save that was killed
-            orphan.unlink(missing_ok=True)
+        for orphan in path.parent.glob(".*.tmp"):  # left by saves that were killed (the run directory is locked)
+            if _TEMPORARY.match(orphan.name):
+                orphan.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as stream:
@@ -67,7 +76,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         try:
             return super().load_checkpoint(path, weights_only=weights_only, **kwargs)
         except FileNotFoundError:
-            raise
+            raise CheckpointError(
+                f"checkpoint {path} does not exist: give an existing --ckpt_path, or --ckpt_path last to resume "
+                "from the run's last.ckpt when it has one"
+            ) from None
         except Exception as err:  # torch.load fails on a damaged file with many types (EOFError, RuntimeError ...)
             candidates = sorted(
                 (p for p in path.parent.glob("*.ckpt") if p != path), key=lambda p: p.stat().st_mtime, reverse=True
@@ -79,7 +91,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                     continue
                 rank_zero_warn(f"checkpoint {path} is unreadable ({type(err).__name__}); resuming from {candidate}")
                 return checkpoint
-            raise RuntimeError(
-                f"checkpoint {path} is unreadable ({type(err).__name__}: {err}) and no other readable *.ckpt is in "
-                f"{path.parent}; start the run without --ckpt_path"
+            text = str(err).strip()
+            reason = f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+            raise CheckpointError(
+                f"checkpoint {path} is unreadable ({reason}) and no other readable *.ckpt is in {path.parent}; "
+                "start the run without --ckpt_path"
             ) from err
