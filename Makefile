@@ -30,10 +30,13 @@ DEVICES ?= 1
 EVAL_OPTS ?=
 DEMO_SHARDS := $(SHARDS_DIR)/demo
 DEMO_SHARD_SIZE ?= 64
-# training (teacher, pseudo-label, student): ENCODER (the model preset configs/model/ENCODER.yaml: vits, vitb, vitl,
-# vitg), TRAINER (a configs/trainer/*.yaml: cpu, ddp, fsdp), DEVICES and NODES per job; data: LABELED and VAL (comma lists of shard dirs; default: the stage configs'),
-# UNLABELED (shards to pseudo-label), PSEUDO (pseudo-labeled shards), DINOV2 (local dinov2_vit?14_pretrain.pth),
-# TEACHER_CKPT (for pseudo-label; default the teacher's last.ckpt); FIT_OPTS: more LightningCLI options
+# training (teacher, pseudo-label, student, finetune): RECIPE (configs/recipes/RECIPE/: v1 = the paper, v2 = Depth
+# Anything V2), ENCODER (the model preset configs/model/ENCODER.yaml: vits, vitb, vitl, vitg), TRAINER (a
+# configs/trainer/*.yaml: cpu, ddp, fsdp), DEVICES and NODES per job; data: LABELED and VAL (comma lists of shard dirs;
+# default: the recipe's), UNLABELED (shards to pseudo-label), PSEUDO (pseudo-labeled shards), DINOV2 (local
+# dinov2_vit?14_pretrain.pth), TEACHER_CKPT (for pseudo-label; default the teacher's best checkpoint by validation
+# AbsRel, the paper's "best-performed" teacher), CKPT (finetune: the released model); FIT_OPTS: more LightningCLI options
+RECIPE ?= v1
 ENCODER ?= vits
 TRAINER ?= ddp
 NODES ?= 1
@@ -42,16 +45,18 @@ VAL ?=
 UNLABELED ?= $(SHARDS_DIR)/unlabeled
 PSEUDO ?= $(SHARDS_DIR)/pseudo
 DINOV2 ?=
-TEACHER_CKPT ?= outputs/teacher-$(ENCODER)/checkpoints/last.ckpt
+# a run's name: STAGE-ENCODER for the paper's recipe, STAGE-ENCODER-RECIPE for the others
+run-name = $(1)-$(ENCODER)$(if $(filter-out v1 finetune,$(RECIPE)),-$(RECIPE))
+TEACHER_CKPT ?= $(firstword $(wildcard outputs/$(call run-name,teacher)/checkpoints/best-*.ckpt))
 FIT_OPTS ?=
 # $(call run-dirs,RUN): the run name RUN and its directory outputs/RUN (run dir, wandb save_dir, checkpoints/: the
 # stage's ModelCheckpoint, its last callback) in place of the stage config's size-neutral outputs/STAGE
 run-dirs = --trainer.default_root_dir outputs/$(1) --trainer.logger.init_args.name $(1) \
 	--trainer.logger.init_args.save_dir outputs/$(1) --trainer.callbacks.init_args.dirpath outputs/$(1)/checkpoints
-# $(call fit,STAGE,SHARDS_ARGS): anydepth fit with the hardware config, the recipe configs/stages/STAGE.yaml, the model
-# preset configs/model/$(ENCODER).yaml and the run outputs/STAGE-$(ENCODER), then overrides
-fit = $(BIN)/anydepth fit --config configs/trainer/$(TRAINER).yaml --config configs/stages/$(1).yaml \
-	--config configs/model/$(ENCODER).yaml $(call run-dirs,$(1)-$(ENCODER)) \
+# $(call fit,STAGE,SHARDS_ARGS): anydepth fit with the hardware config, the recipe configs/recipes/$(RECIPE)/STAGE.yaml,
+# the model preset configs/model/$(ENCODER).yaml and the run outputs/$(call run-name,STAGE), then overrides
+fit = $(BIN)/anydepth fit --config configs/trainer/$(TRAINER).yaml --config configs/recipes/$(RECIPE)/$(1).yaml \
+	--config configs/model/$(ENCODER).yaml $(call run-dirs,$(call run-name,$(1))) \
 	--trainer.devices $(DEVICES) --trainer.num_nodes $(NODES) $(2) $(if $(VAL),--data.init_args.val_shards [$(VAL)]) \
 	$(if $(DINOV2),--model.init_args.pretrained $(DINOV2)) --ckpt_path last $(FIT_OPTS)
 # the demo writes everything under outputs/demo (paths fixed in configs/demo/*.yaml); its models train at 182 px
@@ -60,8 +65,8 @@ DEMO_SIZE := 182
 DEMO_BEST = $$(ls $(DEMO_OUT)/$(1)/checkpoints/best-*.ckpt)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format benchmark benchmark-train infer eval clean demo teacher pseudo-label student shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
-	shards-irs shards-megadepth shards-tartanair shards-images
+.PHONY: help install test lint format benchmark benchmark-train infer eval clean demo teacher pseudo-label student finetune shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
+	shards-hypersim shards-irs shards-megadepth shards-tartanair shards-vkitti2 shards-images
 
 help:  ## list every target
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -121,6 +126,9 @@ shards-diml: install  ## DIML/CVL RGB-D: ROOT=unpacked folder (indoor col/ + up_
 shards-hrwsi: install  ## HR-WSI: ROOT=dir with {train,val}/imgs/*.jpg + gts/*.png (+ valid_masks/)
 	$(call build-shards,hrwsi,hrwsi)
 
+shards-hypersim: install  ## Hypersim: ROOT=<scene>/images/scene_cam_NN_{final_preview/*.tonemap.jpg,geometry_hdf5/*.depth_meters.hdf5}
+	$(call build-shards,hypersim,hypersim)
+
 shards-irs: install  ## IRS: ROOT=<Category>/<Scene>/l_<N>.png + d_<N>.exr (or converted d_<N>.npy/.pfm)
 	$(call build-shards,irs,irs)
 
@@ -129,6 +137,9 @@ shards-megadepth: install  ## MegaDepth v1: ROOT=MegaDepth_v1/ (<scene>/dense<k>
 
 shards-tartanair: install  ## TartanAir: ROOT=<env>/<Easy|Hard>/<P000>/image_left/*.png + depth_left/*_depth.npy
 	$(call build-shards,tartanair,tartanair)
+
+shards-vkitti2: install  ## Virtual KITTI 2: ROOT=Scene<NN>/<variant>/frames/rgb/Camera_<K>/*.jpg + frames/depth/ (cm PNG)
+	$(call build-shards,vkitti2,vkitti2)
 
 shards-images: install  ## unlabeled images: ROOT=folder of images (searched recursively) or a .txt list; NAME=...
 	$(call build-shards,images,images)
@@ -159,15 +170,21 @@ demo: shards-demo  ## THE MAIN JOB, offline on CPU (<15 min): demo shards -> tea
 		--data-root $(SHARDS_DIR) --input-size $(DEMO_SIZE) --accelerator cpu --output $(DEMO_OUT)/metrics.json
 	@echo "demo done: metrics above and in $(DEMO_OUT)/metrics.json, depth maps of the demo photos in $(DEMO_OUT)/depth"
 
-teacher: install  ## stage 1 (-> outputs/teacher-ENCODER): make teacher ENCODER=vitl DEVICES=8 NODES=2 DINOV2=dinov2_vitl14_pretrain.pth [LABELED=a,b VAL=c]
+teacher: install  ## stage 1 (-> outputs/teacher-ENCODER[-RECIPE]): make teacher [RECIPE=v2] ENCODER=vitl DEVICES=8 NODES=2 DINOV2=... [LABELED=a,b VAL=c]
 	$(call fit,teacher,$(if $(LABELED),--data.init_args.train_shards [$(LABELED)]))
 
-pseudo-label: install  ## stage 2: teacher pseudo labels, make pseudo-label [TEACHER_CKPT=...] UNLABELED=dir PSEUDO=dir
+pseudo-label: install  ## stage 2: the best teacher's pseudo labels, make pseudo-label [RECIPE=v2 TEACHER_CKPT=...] UNLABELED=dir PSEUDO=dir
+	@test -n "$(TEACHER_CKPT)" || { echo "make pseudo-label: no outputs/$(call run-name,teacher)/checkpoints/best-*.ckpt; set TEACHER_CKPT" >&2; exit 2; }
 	$(BIN)/anydepth pseudo-label --checkpoint $(TEACHER_CKPT) --input $(UNLABELED) --out $(PSEUDO) \
 		--devices $(DEVICES) --num-nodes $(NODES)
 
-student: install  ## stage 3 (-> outputs/student-ENCODER): make student ENCODER=vitl DEVICES=8 DINOV2=... [LABELED=a,b PSEUDO=dir VAL=c]
-	$(call fit,student,$(if $(LABELED),--data.init_args.labeled_shards [$(LABELED)]) --data.init_args.pseudo_shards [$(PSEUDO)])
+student: install  ## stage 3 (-> outputs/student-ENCODER[-RECIPE]): make student [RECIPE=v2] ENCODER=vitl DEVICES=8 DINOV2=... [LABELED=a,b PSEUDO=dir VAL=c]
+	$(call fit,student,$(if $(filter v2,$(RECIPE)),--data.init_args.train_shards [$(PSEUDO)],$(if $(LABELED),--data.init_args.labeled_shards [$(LABELED)]) --data.init_args.pseudo_shards [$(PSEUDO)]))
+
+finetune: RECIPE := finetune
+finetune: install  ## fine-tune a released model (-> outputs/finetune-ENCODER): make finetune CKPT=depth_anything_v2_vits.pth ENCODER=vits LABELED=a VAL=b
+	@test -n "$(CKPT)" || { echo "make finetune: set CKPT to the released model (official .pth, transformers dir or .ckpt)" >&2; exit 2; }
+	$(call fit,finetune,--model.init_args.init_checkpoint $(CKPT) $(if $(LABELED),--data.init_args.train_shards [$(LABELED)]))
 
 clean:  ## remove the virtual environment, caches and outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info outputs

@@ -19,14 +19,15 @@ ROOT = REPO_ROOT / "configs"
 CONFIGS = sorted(ROOT.rglob("*.yaml"))
 MODEL_CONFIGS = sorted((ROOT / "model").glob("*.yaml"))
 ENCODERS = [path.stem for path in MODEL_CONFIGS]
-STAGE_CONFIGS = sorted((ROOT / "stages").glob("*.yaml"))  # recipes: composed with a model preset
+RECIPE_CONFIGS = sorted((ROOT / "recipes").glob("*/*.yaml"))  # recipes: composed with a model preset
 DEMO_CONFIGS = [ROOT / "demo" / "teacher.yaml", ROOT / "demo" / "student.yaml"]  # self-contained (tiny model)
 
 
 def test_configs_exist() -> None:
-    assert CONFIGS and MODEL_CONFIGS and [p.stem for p in STAGE_CONFIGS] == ["student", "teacher"]
-    assert {"vits", "vitb", "vitl", "vitg"} <= set(ENCODERS)
-    assert not (ROOT / "teacher").exists() and not (ROOT / "student").exists(), "one recipe per stage"
+    recipes = [f"{p.parent.name}/{p.stem}" for p in RECIPE_CONFIGS]
+    assert recipes == ["finetune/finetune", "v1/student", "v1/teacher", "v2/student", "v2/teacher"]
+    assert CONFIGS and MODEL_CONFIGS and {"vits", "vitb", "vitl", "vitg"} <= set(ENCODERS)
+    assert not (ROOT / "stages").exists(), "one home for the recipes: configs/recipes/"
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -40,6 +41,7 @@ def test_model_preset_builds(path: Path) -> None:
     config = yaml.safe_load(path.read_text())
     assert list(config) == ["model"] and list(config["model"]) == ["init_args"]
     assert sorted(config["model"]["init_args"]) == ["model", "pretrained"]
+    assert "version" not in config["model"]["init_args"]["model"]["init_args"], "the recipe picks the version"
     assert config["model"]["init_args"]["pretrained"] == f"checkpoints/dinov2_{path.stem}14_pretrain.pth"
     network = config["model"]["init_args"]["model"]
     module, _, name = network["class_path"].rpartition(".")
@@ -49,10 +51,17 @@ def test_model_preset_builds(path: Path) -> None:
     assert model.config.encoder == path.stem
 
 
-@pytest.mark.parametrize("path", STAGE_CONFIGS, ids=lambda p: p.stem)
-def test_stage_config_leaves_the_model_to_the_presets(path: Path) -> None:
+def recipe_id(path: Path) -> str:
+    return f"{path.parent.name}/{path.stem}"
+
+
+@pytest.mark.parametrize("path", RECIPE_CONFIGS, ids=recipe_id)
+def test_recipe_leaves_the_encoder_to_the_presets(path: Path) -> None:
+    """A recipe names the network's version only; encoder, sizes and DINOv2 weights come from the preset."""
     init_args = yaml.safe_load(path.read_text())["model"]["init_args"]
-    assert "model" not in init_args and "pretrained" not in init_args
+    assert "pretrained" not in init_args
+    network = init_args["model"]
+    assert network["class_path"] == "anydepth.DepthAnything" and list(network["init_args"]) == ["version"]
 
 
 def run_dirs(run: str) -> list[str]:
@@ -90,26 +99,56 @@ def parse(*args: str) -> Namespace:
 
 def check_paper_defaults(config: Namespace, student: bool, demo: bool = False) -> None:
     """Sec. 4.1: encoder 5e-6 with the decoder at 10x, 20 teacher epochs, 1 student epoch; the student's feature
-    margin 0.85, CutMix p 0.5 and 1:2 ratio; the best checkpoint by validation AbsRel."""
+    margin 0.85, CutMix p 0.5 and 1:2 ratio; the best checkpoint by validation AbsRel; V1's DPT feed."""
     model, data = config.model.init_args, config.data.init_args
     assert config.model.class_path == f"anydepth.training.{'StudentModule' if student else 'TeacherModule'}"
-    assert model.decoder_lr_multiplier == 10.0
+    assert model.decoder_lr_multiplier == 10.0 and model.gradient_weight == 0.0
     if not demo:  # the demo trains a tiny random encoder at a higher rate, for speed
-        assert model.encoder_lr == 5e-6
+        assert model.encoder_lr == 5e-6 and model.model.init_args.version == "v1"
         assert config.trainer.max_epochs == (1 if student else 20)
     if student:
         assert model.feature_margin == 0.85 and model.cutmix.p == 0.5 and data.ratio == 2
+        assert model.unlabeled_trim == 0.0
+    check_best_by_abs_rel(config)
+
+
+def check_best_by_abs_rel(config: Namespace) -> None:
     monitor = [c.init_args.monitor for c in config.trainer.callbacks if c.class_path.endswith("ModelCheckpoint")]
     assert monitor == ["val/abs_rel"]
 
 
+def check_v2_defaults(config: Namespace, student: bool) -> None:
+    """Depth Anything V2: intermediate-block DPT feed, L_ssi : L_gm = 1 : 2, Adam at 5e-6 / 5e-5, 160K teacher
+    iterations on the five synthetic sets, 480K student iterations on pseudo labels only with the top 10% ignored."""
+    model, data = config.model.init_args, config.data.init_args
+    assert model.model.init_args.version == "v2" and model.gradient_weight == 2.0 and model.weight_decay == 0.0
+    assert model.encoder_lr == 5e-6 and model.decoder_lr_multiplier == 10.0
+    if student:
+        assert config.data.class_path.endswith("UnlabeledDataModule") and config.trainer.max_steps == 480_000
+        assert model.unlabeled_trim == 0.1 and model.feature_margin == 0.85
+    else:
+        assert config.trainer.max_steps == 160_000
+        assert [Path(s).name for s in data.train_shards] == ["blendedmvs", "hypersim", "irs", "tartanair", "vkitti2"]
+    check_best_by_abs_rel(config)
+
+
+def check_recipe(path: Path, config: Namespace) -> None:
+    if path.parent.name == "v1":
+        check_paper_defaults(config, student=path.stem == "student")
+    elif path.parent.name == "v2":
+        check_v2_defaults(config, student=path.stem == "student")
+    else:
+        assert config.model.init_args.init_checkpoint and config.model.init_args.freeze_encoder is False
+        check_best_by_abs_rel(config)
+
+
 @pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
 @pytest.mark.parametrize("encoder", ENCODERS)
-@pytest.mark.parametrize("path", STAGE_CONFIGS, ids=lambda p: p.stem)
-def test_stage_config_composes_with_every_model_preset(path: Path, encoder: str) -> None:
-    """hardware config + stage recipe + model preset + run directories passes LightningCLI's type checks (class
-    paths, argument names and types of model, data, logger and callbacks), builds the preset's encoder with its
-    DINOv2 weights and keeps the recipe's paper defaults."""
+@pytest.mark.parametrize("path", RECIPE_CONFIGS, ids=recipe_id)
+def test_recipe_composes_with_every_model_preset(path: Path, encoder: str) -> None:
+    """hardware config + recipe + model preset + run directories passes LightningCLI's type checks (class paths,
+    argument names and types of model, data, logger and callbacks), builds the preset's encoder with its DINOv2
+    weights and the recipe's version, and keeps the recipe's paper defaults."""
     run = f"{path.stem}-{encoder}"
     config = parse(
         "--config",
@@ -123,7 +162,7 @@ def test_stage_config_composes_with_every_model_preset(path: Path, encoder: str)
     model = config.model.init_args
     assert model.model.class_path == "anydepth.DepthAnything" and model.model.init_args.encoder == encoder
     assert model.pretrained == f"checkpoints/dinov2_{encoder}14_pretrain.pth"
-    check_paper_defaults(config, student=path.stem == "student")
+    check_recipe(path, config)
     (checkpoint,) = config.trainer.callbacks
     assert checkpoint.init_args.dirpath == f"outputs/{run}/checkpoints" and checkpoint.init_args.save_last
     assert config.trainer.default_root_dir == config.trainer.logger.init_args.save_dir == f"outputs/{run}"
@@ -139,20 +178,29 @@ def test_demo_config_parses_through_lightning_cli(path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make")
 @pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
-@pytest.mark.parametrize(("stage", "encoder"), [("teacher", "vitl"), ("student", None)])
-def test_makefile_training_command_parses(stage: str, encoder: str | None) -> None:
-    """``make teacher|student [ENCODER=...]`` composes hardware config, recipe, model preset and run directory
-    outputs/<stage>-<encoder> (ENCODER defaults to vits) into a command line LightningCLI accepts."""
-    make = ["make", "-n", "-C", str(REPO_ROOT), stage, "TRAINER=cpu", *([f"ENCODER={encoder}"] if encoder else [])]
+@pytest.mark.parametrize(
+    ("target", "options", "run"),
+    [
+        ("teacher", ["ENCODER=vitl"], "teacher-vitl"),
+        ("student", [], "student-vits"),
+        ("teacher", ["RECIPE=v2", "ENCODER=vitg"], "teacher-vitg-v2"),
+        ("student", ["RECIPE=v2"], "student-vits-v2"),
+        ("finetune", ["CKPT=released.pth", "LABELED=data_shards/mine"], "finetune-vits"),
+    ],
+)
+def test_makefile_training_command_parses(target: str, options: list[str], run: str) -> None:
+    """``make teacher|student|finetune [RECIPE=...] [ENCODER=...]`` composes hardware config, recipe, model preset
+    and run directory outputs/<run> (ENCODER defaults to vits, RECIPE to v1) into a command LightningCLI accepts."""
+    make = ["make", "-n", "-C", str(REPO_ROOT), target, "TRAINER=cpu", *options]
     lines = subprocess.run(make, check=True, capture_output=True, text=True).stdout.splitlines()
     (line,) = [line for line in lines if " fit --config " in line]
     args = shlex.split(line)
     args = args[args.index("fit") + 1 :]
+    recipe = Path(args[args.index("--config", 2) + 1])
     args = [str(REPO_ROOT / a) if a.startswith("configs/") else a for a in args]
     args = args[: args.index("--ckpt_path")]  # LightningCLI's parser takes no --ckpt_path without a subcommand
     config = parse(*args)
-    encoder = encoder or "vits"
-    assert config.model.init_args.model.init_args.encoder == encoder
-    assert config.trainer.logger.init_args.name == f"{stage}-{encoder}"
-    assert config.trainer.callbacks[0].init_args.dirpath == f"outputs/{stage}-{encoder}/checkpoints"
-    check_paper_defaults(config, student=stage == "student")
+    assert config.model.init_args.model.init_args.encoder == run.split("-")[1]
+    assert config.trainer.logger.init_args.name == run
+    assert config.trainer.callbacks[0].init_args.dirpath == f"outputs/{run}/checkpoints"
+    check_recipe(recipe, config)

@@ -13,6 +13,7 @@ from anydepth.losses import (
     feature_alignment_loss,
     gradient_matching_loss,
     normalize_disparity,
+    normalized_gradient_matching_loss,
     silog_loss,
 )
 
@@ -210,3 +211,39 @@ def test_cutmix_loss_with_the_augmentation_pairing() -> None:
     assert loss.item() == pytest.approx(0.0, abs=1e-5)
     swapped = cutmix_affine_invariant_loss(student, target_b, pseudo, mixed.mask)
     assert swapped.item() > 0.1
+
+
+def test_trim_leaves_out_each_samples_largest_residuals() -> None:
+    """V2's top-10% rule, checked against a per-sample loop: normalise over all valid pixels, drop the largest
+    ceil-complement residuals, average the rest."""
+    torch.manual_seed(0)
+    pred, target = torch.rand(3, 6, 7), torch.rand(3, 6, 7)
+    mask = torch.rand(3, 6, 7) > 0.2
+    expected = []
+    for p, t, m in zip(pred, target, mask):
+        residual = (normalize_disparity(p[None], m[None]) - normalize_disparity(t[None], m[None]))[0].abs()[m]
+        keep = math.ceil(0.9 * residual.numel())
+        expected.append(residual.sort().values[:keep].mean())
+    assert torch.allclose(affine_invariant_loss(pred, target, mask, trim=0.1), torch.stack(expected).mean())
+    assert affine_invariant_loss(pred, target, mask, trim=0.1) < affine_invariant_loss(pred, target, mask)
+    assert torch.equal(affine_invariant_loss(pred, target, mask, trim=0.0), affine_invariant_loss(pred, target, mask))
+
+
+def test_trim_through_cutmix_and_its_bounds() -> None:
+    pred, target = torch.rand(2, 5, 5), torch.rand(2, 5, 5)
+    full = torch.ones(2, 5, 5, dtype=torch.bool)
+    assert torch.allclose(
+        cutmix_affine_invariant_loss(pred, target, target, full, trim=0.1),
+        affine_invariant_loss(pred, target, full, trim=0.1),
+    )
+    with pytest.raises(ValueError, match="trim must be in"):
+        affine_invariant_loss(pred, target, full, trim=1.0)
+
+
+def test_normalized_gradient_matching_is_affine_invariant_and_zero_on_equal_maps() -> None:
+    torch.manual_seed(1)
+    pred, target, mask = torch.rand(2, 16, 16), torch.rand(2, 16, 16), torch.rand(2, 16, 16) > 0.1
+    loss = normalized_gradient_matching_loss(pred, target, mask)
+    assert loss > 0
+    assert torch.allclose(normalized_gradient_matching_loss(3 * pred + 2, target, mask), loss, atol=1e-5)
+    assert normalized_gradient_matching_loss(target, target, mask) == 0

@@ -64,21 +64,45 @@ def normalize_disparity(d: Tensor, mask: Tensor, eps: float = SCALE_EPS) -> Tens
     return (centred / scale).view_as(d)
 
 
-def _affine_invariant_per_sample(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-sample eq. 1 loss (B,) and whether each sample has valid pixels (B,)."""
+def _trim_largest(residual: Tensor, mask: Tensor, trim: float) -> Tensor:
+    """``mask`` without each sample's ``trim`` fraction of valid pixels with the largest ``residual`` (the smallest
+    ``ceil((1 - trim) * count)`` are kept; ties at the cut are kept in index order)."""
+    flat, valid = residual.flatten(1), mask.flatten(1)
+    keep = torch.ceil((1.0 - trim) * valid.sum(1, keepdim=True)).long()
+    order = torch.where(valid, flat, torch.inf).argsort(dim=1, stable=True)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(flat.shape[1], device=flat.device).expand_as(order))
+    return (valid & (rank < keep)).view_as(mask)
+
+
+def _affine_invariant_per_sample(
+    pred: Tensor, target: Tensor, mask: Tensor, trim: float = 0.0
+) -> tuple[Tensor, Tensor]:
+    """Per-sample eq. 1 loss (B,) and whether each sample has valid pixels (B,); with ``trim`` > 0 the mean leaves
+    out each sample's ``trim`` fraction of largest residuals (after the normalisation over all valid pixels)."""
     mask = mask.bool()
     residual = (normalize_disparity(pred, mask) - normalize_disparity(target, mask)).abs()  # 0 where invalid
+    if trim > 0:
+        mask = _trim_largest(residual.detach(), mask, trim)
     count = mask.flatten(1).sum(1)
-    return residual.flatten(1).sum(1) / count.clamp_min(1), count > 0
+    return (residual * mask).flatten(1).sum(1) / count.clamp_min(1), count > 0
+
+
+def _check_trim(trim: float) -> None:
+    if not 0.0 <= trim < 1.0:
+        raise ValueError(f"trim must be in [0, 1), got {trim}")
 
 
 @fp32
-def affine_invariant_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+def affine_invariant_loss(pred: Tensor, target: Tensor, mask: Tensor, trim: float = 0.0) -> Tensor:
     """Eq. 1-3: mean over valid pixels of |d̂ - d̂*|, each map normalised per sample by its
     median and mean absolute deviation over its own valid pixels (see ``normalize_disparity``);
     averaged over the samples that have valid pixels. Invariant to ``a * pred + b`` for a > 0.
+
+    ``trim`` (default 0, V1) leaves out each sample's ``trim`` fraction of valid pixels with the largest residual:
+    Depth Anything V2 ignores "the top-n-largest-loss regions of each pseudo-labeled sample" with n = 10%.
     """
-    per_sample, valid = _affine_invariant_per_sample(pred, target, mask)
+    _check_trim(trim)
+    per_sample, valid = _affine_invariant_per_sample(pred, target, mask, trim)
     return _mean_over_valid(per_sample, valid, pred)
 
 
@@ -90,19 +114,22 @@ def cutmix_affine_invariant_loss(
     box: Tensor,
     mask_a: Tensor | None = None,
     mask_b: Tensor | None = None,
+    trim: float = 0.0,
 ) -> Tensor:
     """Eq. 6-8: the student's prediction on u_ab against T(u_a) inside the CutMix box M and
     against T(u_b) outside it, each region normalised on its own (its own median and scale),
     combined per sample with the area weights sum(M)/HW and sum(1 - M)/HW, then averaged over
     samples. ``box`` is M (B x H x W, 1/True inside); ``mask_a``/``mask_b`` (optional) restrict
-    each target to its valid pixels. A region without valid pixels contributes 0.
+    each target to its valid pixels. A region without valid pixels contributes 0. ``trim`` leaves out each
+    region's largest residuals as in :func:`affine_invariant_loss`.
     """
+    _check_trim(trim)
     inside = box.bool()
     valid_a = inside if mask_a is None else inside & mask_a.bool()
     valid_b = ~inside if mask_b is None else ~inside & mask_b.bool()
     # both regions in one batched pass: rows [0, B) are the box, rows [B, 2B) the rest
     per_region, has_pixels = _affine_invariant_per_sample(
-        torch.cat([pred, pred]), torch.cat([target_a, target_b]), torch.cat([valid_a, valid_b])
+        torch.cat([pred, pred]), torch.cat([target_a, target_b]), torch.cat([valid_a, valid_b]), trim
     )
     area_in = inside.flatten(1).float().mean(1)
     weights = torch.cat([area_in, 1.0 - area_in])
@@ -156,8 +183,8 @@ def _gradient_residual(diff: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
 
 @fp32
 def gradient_matching_loss(pred: Tensor, target: Tensor, mask: Tensor, scales: int = 4) -> Tensor:
-    """Multi-scale gradient matching (MiDaS, Ranftl et al. 2020, eq. 11), an optional extra term
-    (off by default in the training configs): at scales 1, 1/2, 1/4, 1/8 (every 2^k-th pixel),
+    """Multi-scale gradient matching (MiDaS, Ranftl et al. 2020, eq. 11; Depth Anything V2's L_gm, off in the V1
+    recipe): at scales 1, 1/2, 1/4, 1/8 (every 2^k-th pixel),
     the L1 norm of the x/y gradients of ``pred - target`` over valid neighbour pairs, divided by
     the batch's valid pixel count (MiDaS' batch-based reduction), summed over scales. Apply it to
     normalised maps (``normalize_disparity``) to keep it affine-invariant.
@@ -169,3 +196,11 @@ def gradient_matching_loss(pred: Tensor, target: Tensor, mask: Tensor, scales: i
         residual, count = _gradient_residual((pred - target)[:, ::step, ::step], mask[:, ::step, ::step])
         total = total + torch.where(count.sum() > 0, residual.sum() / count.sum().clamp_min(1), 0.0)
     return total
+
+
+@fp32
+def normalized_gradient_matching_loss(pred: Tensor, target: Tensor, mask: Tensor, scales: int = 4) -> Tensor:
+    """:func:`gradient_matching_loss` of the maps normalised per sample as in eq. 2-3 (``normalize_disparity``), so
+    it is affine-invariant like the loss it accompanies (Depth Anything V2: L_ssi + 2 L_gm)."""
+    mask = mask.bool()
+    return gradient_matching_loss(normalize_disparity(pred, mask), normalize_disparity(target, mask), mask, scales)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightning.pytorch  # noqa: F401  (its log handler binds stderr at import: the session's, not a test's capture)
 import pytest
+import wandb
 import yaml
 
 from anydepth.cli.main import main
@@ -109,11 +110,13 @@ def test_wandb_run_id_is_stable_across_requeues_and_follows_the_config(
     other data to another. The id starts with the run name and is recorded in the saved config."""
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_CONSOLE", "off")
+    wandb.teardown()  # wandb keeps process-wide settings from earlier tests; start from this environment
     logger = "{class_path: anydepth.training.loggers.RunLogger, init_args: {name: teacher-tiny, save_dir: %s}}"
 
     def fit(run: Path, steps: int, *extra: str) -> str:
         args = fit_args(shards, run, "--trainer.logger", logger % run, "--ckpt_path", "last", *extra, steps=steps)
         assert main(args) == 0
+        wandb.finish()  # the CLI's process would end here; in-process, close the run before the next one
         return logged_run_id(run)
 
     run = tmp_path / "run"

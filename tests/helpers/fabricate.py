@@ -240,6 +240,62 @@ def tartanair(root: Path) -> int:
     return 4
 
 
+HYPERSIM_FRAMES = (("ai_001_001", "cam_00", "0000"), ("ai_001_001", "cam_00", "0001"), ("ai_003_010", "cam_01", "0007"))
+HYPERSIM_FOCAL = 886.81 * W / 1024  # the published focal (px at width 1024), scaled to W
+
+
+def hypersim_distance(depth: np.ndarray, focal: float) -> np.ndarray:
+    """Hypersim's depth_meters for planar ``depth``: the Euclidean distance to the camera centre of each pixel's point,
+    for a pinhole camera of focal ``focal`` px with the principal point at the image centre (rays through pixel
+    centres)."""
+    h, w = depth.shape
+    y, x = np.mgrid[0:h, 0:w] + 0.5
+    return depth * np.sqrt(focal**2 + (x - w / 2) ** 2 + (y - h / 2) ** 2) / focal
+
+
+def hypersim(root: Path) -> int:
+    """``hypersim``: ``HYPERSIM_FRAMES[i]`` as <scene>/images/scene_<cam>_final_preview/frame.<N>.tonemap.jpg (seed i)
+    and scene_<cam>_geometry_hdf5/frame.<N>.depth_meters.hdf5 (float16 ``hypersim_distance`` of planar ``ramp(i + 1)``,
+    NaN = no geometry at the top-left pixel); unused color.jpg previews and color.hdf5 files."""
+    for i, (scene, camera, frame) in enumerate(HYPERSIM_FRAMES):
+        preview = root / scene / "images" / f"scene_{camera}_final_preview"
+        geometry = root / scene / "images" / f"scene_{camera}_geometry_hdf5"
+        write_image(preview / f"frame.{frame}.tonemap.jpg", i, format="JPEG")
+        write_image(preview / f"frame.{frame}.color.jpg", 9, format="JPEG")
+        distance = hypersim_distance(ramp(i + 1.0), HYPERSIM_FOCAL)
+        distance[0, 0] = np.nan
+        write_h5(geometry / f"frame.{frame}.depth_meters.hdf5", distance.astype(np.float16), dataset="dataset")
+        write_h5(geometry / f"frame.{frame}.color.hdf5", rgb(i).astype(np.float16), dataset="dataset")
+    return len(HYPERSIM_FRAMES)
+
+
+VKITTI2_FRAMES = (  # (scene, variant, camera, frame); depth vkitti2_depth(i)
+    ("Scene01", "clone", "Camera_0", "00000"),
+    ("Scene01", "clone", "Camera_1", "00000"),
+    ("Scene01", "fog", "Camera_0", "00001"),
+    ("Scene20", "15-deg-left", "Camera_0", "00000"),
+)
+
+
+def vkitti2_depth(seed: int) -> np.ndarray:
+    """Virtual KITTI 2 depth in centimetres (uint16): ``depth_mm(seed)`` with rows 0-2 at the far plane 65535 (sky)."""
+    values = depth_mm(seed)
+    values[:3] = 65535
+    return values
+
+
+def vkitti2(root: Path) -> int:
+    """``vkitti2``: ``VKITTI2_FRAMES[i]`` as Scene<NN>/<variant>/frames/rgb/Camera_<K>/rgb_<N>.jpg (seed i) and
+    frames/depth/Camera_<K>/depth_<N>.png (``vkitti2_depth(i)``); an unused class segmentation and intrinsic.txt."""
+    for i, (scene, variant, camera, frame) in enumerate(VKITTI2_FRAMES):
+        frames = root / scene / variant / "frames"
+        write_image(frames / "rgb" / camera / f"rgb_{frame}.jpg", i, format="JPEG")
+        write_png16(frames / "depth" / camera / f"depth_{frame}.png", vkitti2_depth(i))
+        write_png8(frames / "classSegmentation" / camera / f"classgt_{frame}.png", rgb(i))
+        (root / scene / variant / "intrinsic.txt").write_text("frame cameraID K[0,0] K[1,1] K[0,2] K[1,2]\n")
+    return len(VKITTI2_FRAMES)
+
+
 # ------------------------------------------------------------------------------------------- benchmarks
 # The six zero-shot evaluation benchmarks (anydepth.sources.benchmarks), each in its published file formats.
 
@@ -515,9 +571,11 @@ FABRICATORS: dict[str, Callable[[Path], int]] = {
     "blendedmvs": blendedmvs,
     "diml": diml,
     "hrwsi": hrwsi,
+    "hypersim": hypersim,
     "irs": irs,
     "megadepth": megadepth,
     "tartanair": tartanair,
+    "vkitti2": vkitti2,
     "nyuv2": nyuv2,
     "kitti": kitti,
     "sintel": sintel,

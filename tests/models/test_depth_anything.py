@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from anydepth import DepthAnything
-from anydepth.models.preprocess import lower_bound_size
+from anydepth.models.preprocess import lower_bound_size, prepare_images
 
 from helpers import TINY, lift_output_, perturb_
 
@@ -113,3 +114,22 @@ def test_cuda_bf16_autocast_follows_fp32(tiny: DepthAnything) -> None:
     assert mixed.dtype == torch.bfloat16
     scale = reference.abs().max()
     assert (mixed.float() - reference).abs().max() <= 0.05 * scale
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_each_version_upsamples_as_its_official_code(version: str) -> None:
+    """On a real photo: V1 models upsample as the official V1 ``run.py`` (``F.interpolate(depth[None], (h, w),
+    mode="bilinear", align_corners=False)``), V2 models as V2's ``infer_image`` (``align_corners=True``); the two
+    rules differ on this photo, so the choice is visible."""
+    photo = pytest.importorskip("skimage.data").chelsea()  # 300 x 451
+    torch.manual_seed(0)
+    model = lift_output_(perturb_(DepthAnything(version=version, **TINY), std=0.1)).eval()
+    with torch.inference_mode():
+        raw = model(prepare_images([photo], 70))[:, None]
+        official = {
+            corners: F.interpolate(raw, photo.shape[:2], mode="bilinear", align_corners=corners)[0, 0].numpy()
+            for corners in (False, True)
+        }
+    expected = official[version == "v2"]
+    np.testing.assert_allclose(model.infer_image(photo, input_size=70), expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(official[False] - official[True]).max() > 1e-3 * np.ptp(expected)

@@ -75,7 +75,7 @@ def reference(model: torch.nn.Module, image: np.ndarray, flip_tta: bool = False)
         disparity = model(x)
         if flip_tta:
             disparity = (disparity + model(x.flip(-1)).flip(-1)) / 2
-        disparity = upsample_prediction(disparity, image.shape[:2])[0].numpy()
+        disparity = upsample_prediction(disparity, image.shape[:2], model.config.version)[0].numpy()
     if not flip_tta:
         np.testing.assert_allclose(disparity, model.infer_image(image, INPUT_SIZE), rtol=1e-5, atol=1e-6)
     return normalize_per_map(disparity, np.isfinite(disparity))

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import torch
 import torch.distributed as dist
+import wandb
 import yaml
 from jsonargparse import ArgumentParser, Namespace
 from lightning import LightningDataModule, LightningModule
@@ -128,7 +129,7 @@ def test_trainer_configs_compose_with_stage_configs(stage: str) -> None:
             "--config",
             str(TRAINER / f"{name}.yaml"),
             "--config",
-            str(ROOT / "configs" / "stages" / f"{stage}.yaml"),
+            str(ROOT / "configs" / "recipes" / "v1" / f"{stage}.yaml"),
             "--config",
             str(ROOT / "configs" / "model" / "vits.yaml"),
             "--trainer.num_nodes",
@@ -420,6 +421,7 @@ def test_run_logger_offline_fit(no_credentials: Path, monkeypatch: pytest.Monkey
     for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
         monkeypatch.setenv(name, str(tmp_path / name.lower()))
     monkeypatch.setenv("WANDB_CONSOLE", "off")
+    wandb.teardown()  # wandb keeps process-wide settings from any earlier test that set it up; start from this env
     save_dir = tmp_path / "outputs"
     logger = (
         "{class_path: anydepth.training.loggers.RunLogger, init_args: "
@@ -523,7 +525,7 @@ def test_training_script_resumes_from_newest_checkpoint(tmp_path: Path) -> None:
         "--config",
         "configs/trainer/ddp.yaml",
         "--config",
-        "configs/stages/teacher.yaml",
+        "configs/recipes/v1/teacher.yaml",
         "--config",
         "configs/model/vits.yaml",
         "--trainer.default_root_dir",

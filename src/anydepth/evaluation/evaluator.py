@@ -4,8 +4,8 @@ Per image (paper, supplementary Sec. 1; see :mod:`anydepth.evaluation`):
 
 1. the image is resized (aspect kept, shorter side >= ``input_size``, sides multiples of 14: the data pipeline's
    :class:`~anydepth.data.transforms.EvalTransform`), ImageNet-normalised on the device, and run through the model;
-2. the predicted relative disparity is upsampled bilinearly (``align_corners=True``, as the official
-   ``infer_image``) to the ground-truth resolution;
+2. the predicted relative disparity is upsampled bilinearly to the ground-truth resolution as the official code of
+   the model's version does (V1 ``run.py``: ``align_corners=False``; V2 ``infer_image``: ``True``);
 3. ground truth stored as disparity becomes depth up to scale (median 1, :func:`~anydepth.metrics.depth_from_label`);
    valid pixels = the sample's mask (finite, positive depth, plus any validity mask the dataset ships) AND the
    protocol's depth range ``min_depth < d < max_depth`` AND the protocol's crop (Eigen / Garg, as fractions of the
@@ -231,7 +231,7 @@ class DepthEvaluator(pl.LightningModule):
         size = tuple(int(s) for s in batch["original_size"][0]) if "original_size" in batch else depth.shape[-2:]
         if tuple(depth.shape[-2:]) != tuple(size):
             raise EvaluationError(f"{name}: samples {keys}: label {tuple(depth.shape[-2:])} != original_size {size}")
-        pred = upsample_prediction(self(batch["image"]), size)
+        pred = upsample_prediction(self(batch["image"]), size, self.model.config.version)
         protocol = self.protocols[name]
         self.metrics[name].update(pred, depth, protocol.valid_mask(depth, mask))
 

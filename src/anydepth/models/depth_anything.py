@@ -212,8 +212,9 @@ class DepthAnything(nn.Module):
         """Relative disparity (H x W float32) for each H x W x 3 uint8 RGB image, official recipe.
 
         Each image is resized (aspect kept, shorter side >= ``input_size``, sides multiples of 14,
-        bicubic), normalised, run through the model, and the prediction is upsampled bilinearly
-        (``align_corners=True``) back to the image size. Images of equal size share batches.
+        bicubic), normalised, run through the model, and the prediction is upsampled bilinearly back to the image
+        size as the official code of the model's version does (V1 ``align_corners=False``, V2 ``True``). Images of
+        equal size share batches.
         """
         for i, image in enumerate(images):
             check_image(image, f"image {i}")
@@ -230,7 +231,7 @@ class DepthAnything(nn.Module):
                 for start in range(0, len(indices), batch_size):
                     chunk = indices[start : start + batch_size]
                     batch = prepare_images([images[i] for i in chunk], input_size, device).to(dtype)
-                    depth = upsample_prediction(self(batch), size)
+                    depth = upsample_prediction(self(batch), size, self.config.version)
                     for i, d in zip(chunk, depth.cpu().numpy()):
                         results[i] = d
         finally:

@@ -62,10 +62,17 @@ def prepare_images(images: list[np.ndarray], input_size: int, device: torch.devi
     return normalize(batch)
 
 
-def upsample_prediction(pred: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    """``B x h x w`` prediction -> ``B x H x W`` float32, bilinear with ``align_corners=True`` (the official
-    ``infer_image``); returned as is (in float32) when already at ``size``."""
+ALIGN_CORNERS: dict[str, bool] = {"v1": False, "v2": True}
+"""Each version's official upsampling of the prediction to the image size (bilinear): V1's ``run.py`` and ``app.py``
+interpolate with ``align_corners=False``, V2's ``DepthAnythingV2.infer_image`` with ``align_corners=True``."""
+
+
+def upsample_prediction(pred: torch.Tensor, size: tuple[int, int] | torch.Size, version: str) -> torch.Tensor:
+    """``B x h x w`` prediction -> ``B x H x W`` float32, bilinear as the official code of ``version`` does
+    (:data:`ALIGN_CORNERS`); returned as is (in float32) when already at ``size``."""
+    if version not in ALIGN_CORNERS:
+        raise ValueError(f"version must be one of {sorted(ALIGN_CORNERS)}, got {version!r}")
     size = (int(size[0]), int(size[1]))
     if tuple(pred.shape[-2:]) == size:
         return pred.float()
-    return F.interpolate(pred[:, None].float(), size=size, mode="bilinear", align_corners=True)[:, 0]
+    return F.interpolate(pred[:, None].float(), size=size, mode="bilinear", align_corners=ALIGN_CORNERS[version])[:, 0]

@@ -164,4 +164,5 @@ class PseudoLabeler(pl.LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[Tensor]:
         disparity = self(batch["image"])
         sizes = batch["original_size"].tolist()
-        return [upsample_prediction(d[None], size)[0].cpu() for d, size in zip(disparity, sizes)]
+        version = self.model.config.version
+        return [upsample_prediction(d[None], size, version)[0].cpu() for d, size in zip(disparity, sizes)]

@@ -25,8 +25,9 @@ from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
 
 from anydepth.augment import joint_hflip
-from anydepth.checkpoints import add_anydepth_metadata, load_dinov2_encoder
+from anydepth.checkpoints import CheckpointError, add_anydepth_metadata, load_dinov2_encoder
 from anydepth.data.transforms import image_to_unit_range
+from anydepth.losses import affine_invariant_loss, normalized_gradient_matching_loss
 from anydepth.metrics import RelativeDepthMetrics, depth_from_label
 from anydepth.models.depth_anything import DepthAnything
 from anydepth.models.preprocess import normalize, upsample_prediction
@@ -77,6 +78,12 @@ class DepthTrainingModule(pl.LightningModule):
             head's output is nearly constant, about that bias, so with PyTorch's default (uniform around 0) the final
             ReLU starts closed for about half the seeds: an all-zero map through which no gradient flows. A positive
             value starts it open; None keeps PyTorch's initialisation.
+        gradient_weight: weight of the gradient matching loss L_gm (on the normalised maps) beside the
+            affine-invariant loss on labeled images: 0 in Depth Anything (V1), 2 in V2 ("L_ssi : L_gm = 1 : 2").
+        init_checkpoint: a trained model whose encoder *and* head start this run (fine-tuning a released model):
+            an official V1/V2 ``.pth``, a transformers directory or an anydepth checkpoint, of the same architecture
+            as ``model``; ``pretrained`` is then not read (a model preset may still name it).
+        freeze_encoder: train the head only (the encoder never enters the optimiser).
     """
 
     def __init__(
@@ -92,6 +99,9 @@ class DepthTrainingModule(pl.LightningModule):
         val_min_depth: float = 1e-3,
         val_max_depth: float | None = None,
         head_bias_init: float | None = 1.0,
+        gradient_weight: float = 0.0,
+        init_checkpoint: str | None = None,
+        freeze_encoder: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
@@ -107,7 +117,13 @@ class DepthTrainingModule(pl.LightningModule):
         if head_bias_init is not None:
             torch.nn.init.constant_(model.depth_head.scratch.output_conv2[2].bias, head_bias_init)
         self.pretrained = pretrained
-        if pretrained is None:
+        if gradient_weight < 0:
+            raise ValueError(f"model.init_args.gradient_weight must be >= 0, got {gradient_weight}")
+        self.gradient_weight = gradient_weight
+        if init_checkpoint is not None:  # every weight comes from it: a model preset's DINOv2 file is not read
+            self.pretrained = None
+            load_trained_model(self.model, init_checkpoint)
+        elif pretrained is None:
             rank_zero_warn(
                 "\n" + "!" * 100 + f"\n{type(self).__name__}: no `pretrained` DINOv2 weights given: the encoder "
                 "starts from RANDOM weights. Depth Anything fine-tunes DINOv2; set model.init_args.pretrained to a "
@@ -115,6 +131,8 @@ class DepthTrainingModule(pl.LightningModule):
             )
         else:
             load_dinov2_encoder(self.model.pretrained, pretrained)
+        if freeze_encoder:
+            self.model.pretrained.requires_grad_(False)
         self.encoder_lr, self.decoder_lr_multiplier = encoder_lr, decoder_lr_multiplier
         self.weight_decay, self.betas, self.flip_p = weight_decay, tuple(betas), flip_p
         self.num_visualizations = num_visualizations
@@ -140,6 +158,14 @@ class DepthTrainingModule(pl.LightningModule):
         require_labels(batch, "labeled")
         flipped = joint_hflip(batch["image"], batch["label"], batch["mask"], p=self.flip_p)
         return {**batch, "image": flipped.image, "label": flipped.label, "mask": flipped.mask}
+
+    def depth_loss(self, pred: Tensor, label: Tensor, mask: Tensor, trim: float = 0.0) -> Tensor:
+        """The loss on labeled (or pseudo-labeled) images: the affine-invariant loss of eq. 1-3 (leaving out each
+        map's ``trim`` fraction of largest residuals) plus ``gradient_weight`` times L_gm (V2)."""
+        loss = affine_invariant_loss(pred, label, mask, trim=trim)
+        if self.gradient_weight > 0:
+            loss = loss + self.gradient_weight * normalized_gradient_matching_loss(pred, label, mask)
+        return loss
 
     def log_losses(self, losses: dict[str, Tensor], batch_size: int) -> None:
         """Log ``train/<loss>`` and the learning rates ``train/lr_encoder``, ``train/lr_decoder`` (no
@@ -171,6 +197,7 @@ class DepthTrainingModule(pl.LightningModule):
                 "lr": self.encoder_lr * self.decoder_lr_multiplier,
             },
         ]
+        groups = [group for group in groups if group["params"]]  # a frozen encoder has none
         optimizer = AdamW(groups, weight_decay=self.weight_decay, betas=self.betas)
         schedule = LambdaLR(optimizer, LinearDecay(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
@@ -197,7 +224,7 @@ class DepthTrainingModule(pl.LightningModule):
         upsample to the ground truth's, align scale and shift in disparity space and accumulate the metrics."""
         require_labels(batch, "validation")
         size = tuple(int(s) for s in batch["original_size"][0])
-        pred = upsample_prediction(self(batch["image"]), size)
+        pred = upsample_prediction(self(batch["image"]), size, self.model.config.version)
         depth = depth_from_label(batch["label"], batch["mask"], batch["label_kind"])
         self.val_metrics.update(pred, depth, batch["mask"])
         if self.trainer.is_global_zero and len(self._visualizations) < self.num_visualizations:
@@ -217,6 +244,22 @@ class DepthTrainingModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         add_anydepth_metadata(checkpoint, self.model)
+
+
+def load_trained_model(model: DepthAnything, path: str) -> None:
+    """Load every weight of the model at ``path`` (any checkpoint ``DepthAnything.from_checkpoint`` reads) into
+    ``model``; ``CheckpointError`` naming the differing settings when its architecture is not ``model``'s."""
+    source = DepthAnything.from_checkpoint(path)
+    ours, theirs = model.config.to_dict(), source.config.to_dict()
+    compared = [k for k in ours if k != "pos_embed_interpolation"]  # inference-time resampling, not weights
+    differing = [f"{k}: {theirs[k]} (checkpoint) vs {ours[k]} (model)" for k in compared if ours[k] != theirs[k]]
+    if differing:
+        raise CheckpointError(
+            f"model.init_args.init_checkpoint {path} is another architecture than model.init_args.model ("
+            + "; ".join(differing)
+            + "): set the model's encoder/version/sizes to the checkpoint's"
+        )
+    model.load_state_dict(source.state_dict())
 
 
 def require_labels(batch: dict[str, Any], what: str) -> None:

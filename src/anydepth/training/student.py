@@ -38,7 +38,7 @@ from anydepth.augment import ColorPerturbationConfig, CutMixConfig, StrongColorP
 from anydepth.augment import cutmix as apply_cutmix
 from anydepth.checkpoints import CheckpointError
 from anydepth.files import file_digest
-from anydepth.losses import affine_invariant_loss, cutmix_affine_invariant_loss, feature_alignment_loss
+from anydepth.losses import cutmix_affine_invariant_loss, feature_alignment_loss, normalized_gradient_matching_loss
 from anydepth.models.depth_anything import DepthAnything
 from anydepth.models.preprocess import normalize
 from anydepth.training.base import DepthTrainingModule, require_labels
@@ -65,6 +65,12 @@ class StudentModule(DepthTrainingModule):
         feature_input: what the frozen DINOv2 sees, ``"perturbed"`` or ``"clean"`` (see the module docstring).
         labeled_weight, unlabeled_weight, feature_weight: weights of ``L_l``, ``L_u`` and ``L_feat`` in the
             weighted average (paper: equal).
+        unlabeled_trim: fraction of each pseudo-labeled image's pixels with the largest loss left out of ``L_u``
+            (V1: 0; Depth Anything V2: 0.1, "the top-n-largest-loss regions ... n is set as 10%").
+
+    Batches without a ``"labeled"`` part (a plain pseudo-labeled stream, e.g.
+    :class:`~anydepth.data.datamodules.UnlabeledDataModule`: Depth Anything V2's student) train on ``L_u`` and
+    ``L_feat`` only, averaged with their weights.
     """
 
     def __init__(
@@ -77,9 +83,12 @@ class StudentModule(DepthTrainingModule):
         labeled_weight: float = 1.0,
         unlabeled_weight: float = 1.0,
         feature_weight: float = 1.0,
+        unlabeled_trim: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
+        if not 0.0 <= unlabeled_trim < 1.0:
+            raise ValueError(f"model.init_args.unlabeled_trim must be in [0, 1), got {unlabeled_trim}")
         if feature_input not in ("perturbed", "clean"):
             raise ValueError(f"feature_input must be 'perturbed' or 'clean', got {feature_input!r}")
         weights = (labeled_weight, unlabeled_weight, feature_weight)
@@ -89,7 +98,7 @@ class StudentModule(DepthTrainingModule):
         self.perturb = StrongColorPerturbation(color)
         self.cutmix_config = cutmix if cutmix is not None else CutMixConfig()
         self.feature_margin, self.feature_input = feature_margin, feature_input
-        self.loss_weights = weights
+        self.loss_weights, self.unlabeled_trim = weights, unlabeled_trim
         self._pretrained_sha256: str | None = None
 
     def train(self, mode: bool = True) -> StudentModule:
@@ -103,11 +112,15 @@ class StudentModule(DepthTrainingModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if not self._training():
             return self.unit_images(batch)
+        if "unlabeled" not in batch:  # a pseudo-labeled stream alone (V2)
+            batch = {"unlabeled": batch}
         unlabeled = self.unit_images(batch["unlabeled"])
         require_labels(unlabeled, "unlabeled (pseudo-labeled)")
         clean = unlabeled["image"]
         mixed = apply_cutmix(self.perturb(clean), self.cutmix_config)  # Sec. 3.2: colour first, then CutMix
         unlabeled = {**unlabeled, "image": mixed.images, "clean": clean, "box": mixed.mask, "partner": mixed.partner}
+        if "labeled" not in batch:
+            return {"unlabeled": unlabeled}
         return {"labeled": self.flip_labeled(self.unit_images(batch["labeled"])), "unlabeled": unlabeled}
 
     # ---------------------------------------------------------------- losses
@@ -123,24 +136,35 @@ class StudentModule(DepthTrainingModule):
             return self.frozen_encoder.forward_features(normalize(images), (last,))[0][0]
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        labeled, unlabeled = batch["labeled"], batch["unlabeled"]
-        n = labeled["image"].shape[0]
-        pred, tokens = self.model.forward_with_features(normalize(torch.cat([labeled["image"], unlabeled["image"]])))
-        partner = unlabeled["partner"]
-        label, mask = unlabeled["label"], unlabeled["mask"]
-        losses = {
-            "labeled": affine_invariant_loss(pred[:n], labeled["label"], labeled["mask"]),  # eq. 1-3
-            "unlabeled": cutmix_affine_invariant_loss(  # eq. 6-8
-                pred[n:], label, label[partner], unlabeled["box"], mask, mask[partner]
-            ),
-        }
+        labeled, unlabeled = batch.get("labeled"), batch["unlabeled"]
+        n = 0 if labeled is None else labeled["image"].shape[0]
+        images = unlabeled["image"] if labeled is None else torch.cat([labeled["image"], unlabeled["image"]])
+        pred, tokens = self.model.forward_with_features(normalize(images))
+        losses = {"unlabeled": self.pseudo_label_loss(pred[n:], unlabeled)}  # eq. 6-8
+        if labeled is not None:
+            losses["labeled"] = self.depth_loss(pred[:n], labeled["label"], labeled["mask"])  # eq. 1-3
         weights = dict(zip(("labeled", "unlabeled", "feature"), self.loss_weights))
         if weights["feature"] > 0:  # an ablation without L_feat skips the frozen encoder's pass
             losses["feature"] = feature_alignment_loss(  # eq. 9
                 tokens[n:], self.frozen_features(unlabeled), self.feature_margin
             )
-        loss = sum(weights[k] * v for k, v in losses.items()) / sum(self.loss_weights)  # Sec. 3.3: the average
-        self.log_losses({"loss": loss, **losses}, batch_size=n + unlabeled["image"].shape[0])
+        total_weight = sum(weights[k] for k in losses)
+        loss = sum(weights[k] * v for k, v in losses.items()) / total_weight  # Sec. 3.3: the average
+        self.log_losses({"loss": loss, **losses}, batch_size=images.shape[0])
+        return loss
+
+    def pseudo_label_loss(self, pred: Tensor, unlabeled: dict[str, Any]) -> Tensor:
+        """``L_u``: the CutMix affine-invariant loss (eq. 6-8; each image's ``unlabeled_trim`` largest residuals
+        left out), plus ``gradient_weight`` times L_gm against the mixed pseudo labels (V2)."""
+        partner, box = unlabeled["partner"], unlabeled["box"]
+        label, mask = unlabeled["label"], unlabeled["mask"]
+        loss = cutmix_affine_invariant_loss(
+            pred, label, label[partner], box, mask, mask[partner], trim=self.unlabeled_trim
+        )
+        if self.gradient_weight > 0:
+            mixed_label = torch.where(box, label, label[partner])
+            mixed_mask = torch.where(box, mask, mask[partner])
+            loss = loss + self.gradient_weight * normalized_gradient_matching_loss(pred, mixed_label, mixed_mask)
         return loss
 
     # ---------------------------------------------------------------- checkpoints

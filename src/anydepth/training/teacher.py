@@ -2,9 +2,10 @@
 
 Paper, Sec. 4.1: "In the first stage, we train a teacher model on labeled images for 20 epochs [...] We only apply
 horizontal flipping as our data augmentation for labeled images." The loss is the affine-invariant loss of
-eq. 1-3 on disparity normalised to [0, 1] per map (the data pipeline's labels). Configured by
-``configs/stages/teacher.yaml`` composed with a ``configs/model/vit?.yaml`` preset
-(``anydepth fit --config configs/trainer/<hw>.yaml --config configs/stages/teacher.yaml --config ...``).
+eq. 1-3 on disparity normalised to [0, 1] per map (the data pipeline's labels), plus ``gradient_weight`` times the
+gradient matching loss (Depth Anything V2: 2; V1: 0). Configured by the recipes
+``configs/recipes/{v1,v2,finetune}/`` composed with a ``configs/model/vit?.yaml`` preset
+(``anydepth fit --config configs/trainer/<hw>.yaml --config configs/recipes/v1/teacher.yaml --config ...``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 from torch import Tensor
 
-from anydepth.losses import affine_invariant_loss
 from anydepth.training.base import DepthTrainingModule
 
 __all__ = ["TeacherModule"]
@@ -31,6 +31,6 @@ class TeacherModule(DepthTrainingModule):
         return self.flip_labeled(batch) if self._training() else batch
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        loss = affine_invariant_loss(self(batch["image"]), batch["label"], batch["mask"])  # eq. 1-3
+        loss = self.depth_loss(self(batch["image"]), batch["label"], batch["mask"])  # eq. 1-3 (+ V2's L_gm)
         self.log_losses({"loss": loss}, batch_size=batch["image"].shape[0])
         return loss
