@@ -119,3 +119,24 @@ def test_a_second_build_into_the_same_directory_is_refused(tmp_path: Path, capsy
         err = usage_error(capsys, out, "--source", "demo-eval", "--root", str(tmp_path), "--resume", "--workers", "1")
     assert f"in use by another shards build (pid {os.getpid()}" in err
     assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+
+
+def test_unusable_sky_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A missing, empty or non-segmentation (a BERT with a "sky" label) ``--sky-model`` directory is one error line
+    naming it, before any output."""
+    from transformers import BertConfig
+
+    root, out = photos(tmp_path / "photos"), tmp_path / "out"
+    missing, empty, bert = tmp_path / "missing", tmp_path / "empty", tmp_path / "bert"
+    empty.mkdir()
+    BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=1, id2label={0: "sky"}).save_pretrained(bert)
+    args = ("--source", "images", "--root", str(root), "--sky-model")
+    assert usage_error(capsys, out, *args, str(missing)) == (
+        f"{PREFIX}--sky-model {missing}: not a directory (expected a transformers model folder)\n"
+    )
+    for directory in (empty, bert):
+        err = usage_error(capsys, out, *args, str(directory))
+        assert err.startswith(f"{PREFIX}--sky-model {directory}: cannot load a semantic segmentation model (")
+    assert "sky batch size must be at least 1, got 0" in usage_error(
+        capsys, out, *args, str(bert), "--sky-batch-size", "0"
+    )

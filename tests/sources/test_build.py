@@ -116,6 +116,7 @@ def test_build_writes_shards_and_manifest(data: Path, tmp_path: Path) -> None:
         "image_format": "png",
         "label_dtype": "float32",
         "source_kwargs": {},
+        "sky_model": None,
     }
     assert Manifest.load(out).to_dict() == manifest.to_dict()
     assert not list(out.glob("*.tmp"))

@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Depth Anything style monocular depth models. infer, convert, shards, eval and pseudo-label are tools; "
             "fit, validate, test and predict run LightningCLI (jsonargparse: --config cfg.yaml, --model, --data, "
             "--trainer.*; later configs override earlier ones), e.g. anydepth fit --config configs/trainer/ddp.yaml "
-            "--config configs/recipes/v1/teacher.yaml --config configs/model/vits.yaml (hardware, recipe, model preset), "
+            "--config configs/recipes/v1/teacher.yaml --config configs/model/vits.yaml (hardware, recipe, model "
+            "preset), "
             "anydepth test --config configs/eval/test.yaml --model.init_args.checkpoint CKPT "
             "--data.init_args.data_root DIR (zero-shot evaluation; --trainer.devices N runs DDP)."
         ),

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from anydepth.cli.common import EXIT_OK, EXIT_SKIPPED, MAX_LISTED_SKIPS, PROG, log_to_stderr, plural
+from anydepth.cli.common import EXIT_OK, EXIT_SKIPPED, MAX_LISTED_SKIPS, PROG, log_to_stderr, plural, resolve_device
 from anydepth.models.encoder import PATCH_SIZE
 from anydepth.shards.manifest import Manifest
 from anydepth.shards.verify import verify_shards
@@ -28,6 +28,7 @@ def shards_summary(manifest: Manifest, output: Path) -> str:
 
 def run_shards_build(args: argparse.Namespace) -> int:
     """``anydepth shards build``: read a dataset with a source and write shards plus manifest.json."""
+    sky_device = str(resolve_device(args.device)) if args.sky_model is not None else None
     with log_to_stderr(args.command, "anydepth.sources.build"):
         manifest = build_shards(
             args.source,
@@ -42,6 +43,9 @@ def run_shards_build(args: argparse.Namespace) -> int:
             resume=args.resume,
             image_format=args.image_format,
             label_dtype=args.label_dtype,
+            sky_model=args.sky_model,
+            sky_batch_size=args.sky_batch_size,
+            sky_device=sky_device,
         )
     print(shards_summary(manifest, args.out))
     if manifest.num_samples == 0:
@@ -73,7 +77,7 @@ def add_shards_parser(subparsers: Any) -> argparse.ArgumentParser:
             "shard-NNNNNN.tar WebDataset shards of --samples-per-shard samples plus manifest.json into --out. "
             "Unusable inputs (unreadable, a label without a valid pixel, an image below --min-side) are skipped "
             "and listed in the manifest. Exit code: 0 built, 1 nothing usable, "
-            "2 usage error (wrong layout, bad settings, an existing build without --resume)."
+            "2 usage error (wrong layout, bad settings, an unusable --sky-model, an existing build without --resume)."
         ),
     )
     build.add_argument("--source", required=True, metavar="KIND", help=f"dataset reader: {', '.join(SOURCES)}")
@@ -110,6 +114,23 @@ def add_shards_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     build.add_argument("--image-format", choices=IMAGE_FORMATS, default="jpg", help="image encoding (default: jpg)")
     build.add_argument("--label-dtype", choices=LABEL_DTYPES, default="float32", help="label dtype (default: float32)")
+    build.add_argument(
+        "--sky-model",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="local transformers semantic segmentation model (e.g. SegFormer-B5 on ADE20K, as the paper) that "
+        "predicts sky.png for labeled samples without a sky mask of their own (default: none)",
+    )
+    build.add_argument(
+        "--sky-batch-size", type=int, default=8, metavar="N", help="images per --sky-model step (default: 8)"
+    )
+    build.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="device of --sky-model; auto = cuda when available, else cpu (default: auto)",
+    )
     build.set_defaults(func=run_shards_build, command="shards build")  # messages: "anydepth shards build: ..."
     verify = commands.add_parser(
         "verify",

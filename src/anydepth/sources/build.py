@@ -1,40 +1,36 @@
-"""The shard builder: any ``Source`` -> WebDataset shards plus ``manifest.json``; and their verifier.
+"""The shard builder: any ``Source`` -> WebDataset shards plus ``manifest.json``.
 
-``build_shards`` lists the source's items, sorts them by key and shuffles them with
-``np.random.default_rng(seed)`` (so every shard mixes scenes, and the same seed gives the same
-order), then cuts that order into chunks of ``samples_per_shard`` items: chunk ``i`` becomes
-``shard-{i:06d}.tar``. Each chunk is built by one worker (a process pool of ``workers``
-processes, spawn-safe; ``workers=1`` builds in-process):
+``build_shards`` lists the source's items, sorts them by key and shuffles them with ``np.random.default_rng(seed)``
+(so every shard mixes scenes, and the same seed gives the same order), then cuts that order into chunks of
+``samples_per_shard`` items: chunk ``i`` becomes ``shard-{i:06d}.tar``. Each chunk is built by one worker (a process
+pool of ``workers`` processes, spawn-safe; ``workers=1`` builds in-process):
 
-- every item is loaded with ``source.load``; *any* exception skips that item with
-  ``"<ExcType>: <message>"`` as the reason (logged as a warning, recorded in the manifest), so one
-  bad file never aborts a build;
-- samples whose longer side exceeds ``max_side`` are downscaled (image: Lanczos; label, mask,
-  sky: nearest neighbour, so invalid label values never blend into valid ones), with
-  ``meta["scale"]`` multiplied by the factor and ``meta["original_size"]`` kept;
+- every item is loaded with ``source.load``; *any* exception skips that item with ``"<ExcType>: <message>"`` as the
+  reason (logged as a warning, recorded in the manifest), so one bad file never aborts a build;
+- samples whose longer side exceeds ``max_side`` are downscaled (image: Lanczos; label, mask, sky: nearest
+  neighbour, so invalid label values never blend into valid ones), with ``meta["scale"]`` multiplied by the factor
+  and ``meta["original_size"]`` kept;
 - a sample is skipped like an unreadable item when it breaks the schema (``validate_sample``: e.g. a label
   without a single valid pixel, before or after downscaling) or when the shorter side of its stored (downscaled)
   image is below ``min_side`` (default one ViT patch, 14 px, the smallest image the model takes);
-- the shard is written by a :class:`ShardWriter` (webdataset's ``TarWriter`` with fixed mtime and
-  owner, so the bytes only depend on the data and the settings) into ``shard-NNNNNN.tar.tmp``,
-  fsynced, then renamed to ``shard-NNNNNN.tar``: a shard file is never half-written;
-- a completion record ``shard-NNNNNN.json`` (``samples``, ``bytes``, ``sha256``, ``skipped``) is
-  written last, atomically.
+- with ``sky_model``, labeled samples without a sky mask of their own get one predicted by that segmentation model
+  (paper Sec. 3.1; :mod:`anydepth.sources.sky`), in the shard's worker process;
+- the shard is written by a :class:`ShardWriter` (webdataset's ``TarWriter`` with fixed mtime and owner, so the
+  bytes only depend on the data and the settings) into ``shard-NNNNNN.tar.tmp``, fsynced, then renamed to
+  ``shard-NNNNNN.tar``: a shard file is never half-written;
+- a completion record ``shard-NNNNNN.json`` (``samples``, ``bytes``, ``sha256``, ``skipped``) is written last,
+  atomically.
 
-A chunk whose items were all skipped writes no tar (only its ``.json``, with 0 samples) and is
-left out of the manifest: shard names follow the chunk index, so names can have gaps, but chunk
-``i`` is always ``shard-{i:06d}`` whatever happened to the other chunks (which is what lets a
-resumed build reuse finished shards).
+A chunk whose items were all skipped writes no tar (only its ``.json``, with 0 samples) and is left out of the
+manifest: shard names follow the chunk index, so names can have gaps, but chunk ``i`` is always ``shard-{i:06d}``
+whatever happened to the other chunks (which is what lets a resumed build reuse finished shards).
 
-``build.json`` (settings plus a hash of the ordered input keys) is written before the first shard.
-``resume=True`` reuses every shard whose ``.tar`` and ``.json`` exist and whose size and sha256
-match the record, deletes ``*.tmp`` leftovers and rebuilds the rest; resuming with other settings
-or a changed input list raises ``BuildError``. The ``build.json`` and per-shard ``.json`` files
-stay next to the shards after ``manifest.json`` is written (a few hundred bytes each), so resuming
-a finished build is a no-op that only re-hashes the shards. Without ``resume``, a directory that
-already holds a build is refused.
-
-``verify_shards`` re-hashes every shard against the manifest and decodes every sample.
+``build.json`` (settings plus a hash of the ordered input keys) is written before the first shard. ``resume=True``
+reuses every shard whose ``.tar`` and ``.json`` exist and whose size and sha256 match the record, deletes ``*.tmp``
+leftovers and rebuilds the rest; resuming with other settings or a changed input list raises ``BuildError``. The
+``build.json`` and per-shard ``.json`` files stay next to the shards after ``manifest.json`` is written (a few
+hundred bytes each), so resuming a finished build is a no-op that only re-hashes the shards. Without ``resume``, a
+directory that already holds a build is refused.
 """
 
 from __future__ import annotations
@@ -61,6 +57,7 @@ from anydepth.shards.schema import Sample, SampleError, encode_sample, validate_
 from anydepth.shards.verify import describe_failure
 from anydepth.shards.writer import SHARD_PATTERN, ShardWriter, completed_shard
 from anydepth.sources import ROOTLESS, Source, SourceError, SourceItem, get_source
+from anydepth.sources.sky import SkySegmenter
 
 logger = logging.getLogger(__name__)
 
@@ -130,9 +127,8 @@ def _check_min_side(loaded: Sample, stored: Sample, min_side: int) -> None:
     )
 
 
-def _prepare(source: Source, item: SourceItem, options: _Options) -> dict[str, Any]:
-    """Load, complete the metadata, validate, downscale, check the size of and encode one item (raises on any
-    problem)."""
+def _prepare(source: Source, item: SourceItem, options: _Options) -> Sample:
+    """Load, complete the metadata, validate, downscale and size-check one item: the sample to store (raises if bad)."""
     sample = source.load(item)
     if not isinstance(sample, Sample):
         raise TypeError(f"{type(source).__name__}.load returned {type(sample).__name__}, not a Sample")
@@ -145,7 +141,8 @@ def _prepare(source: Source, item: SourceItem, options: _Options) -> dict[str, A
     validate_sample(sample)
     stored = downscale_sample(sample, options.max_side)
     _check_min_side(sample, stored, options.min_side)
-    return encode_sample(stored, options.image_format, options.label_dtype)  # validates the downscaled sample
+    validate_sample(stored)
+    return stored
 
 
 @dataclass(frozen=True)
@@ -156,36 +153,43 @@ class _ShardTask:
     options: _Options
 
 
-def _build_shard(source: Source, task: _ShardTask) -> dict[str, Any]:
-    """Write one shard with a :class:`ShardWriter`; returns its completion record."""
+def _prepared(source: Source, task: _ShardTask, skipped: list[dict[str, str]]) -> Iterator[Sample]:
+    """The task's samples to store, in order; an item that fails is appended to ``skipped`` instead."""
+    for item in task.items:
+        try:
+            sample = _prepare(source, item, task.options)
+        except Exception as err:  # one bad input never aborts the build
+            skipped.append({"input": item.key, "reason": describe_failure(err)})
+            continue
+        yield sample
+
+
+def _build_shard(source: Source, sky: SkySegmenter | None, task: _ShardTask) -> dict[str, Any]:
+    """Write one shard with a :class:`ShardWriter`, sky masks by ``sky`` if given; returns its completion record."""
     shard = ShardWriter(Path(task.out_dir), task.index)
     skipped: list[dict[str, str]] = []
     try:
-        for item in task.items:
-            try:
-                record = _prepare(source, item, task.options)
-            except Exception as err:  # one bad input never aborts the build
-                skipped.append({"input": item.key, "reason": describe_failure(err)})
-                continue
-            shard.write(record)
+        samples = _prepared(source, task, skipped)
+        for sample in samples if sky is None else sky.add_sky(samples):
+            shard.write(encode_sample(sample, task.options.image_format, task.options.label_dtype))
     except BaseException:
         shard.abort()
         raise
     return shard.finish(len(task.items), skipped)
 
 
-# Worker processes: the source is built once per process by the pool initializer.
-_WORKER_SOURCE: Source | None = None
+# Worker processes: the source (and sky model) are built once per process by the pool initializer.
+_WORKER: tuple[Source, SkySegmenter | None] | None = None
 
 
-def _init_worker(spec: tuple[Any, ...]) -> None:
-    global _WORKER_SOURCE
-    _WORKER_SOURCE = _make_source(spec)
+def _init_worker(spec: tuple[Any, ...], sky: SkySegmenter | None) -> None:
+    global _WORKER
+    _WORKER = _make_source(spec), sky
 
 
 def _run_task(task: _ShardTask) -> dict[str, Any]:
-    assert _WORKER_SOURCE is not None, "worker not initialised"
-    return _build_shard(_WORKER_SOURCE, task)
+    assert _WORKER is not None, "worker not initialised"
+    return _build_shard(*_WORKER, task)
 
 
 def _make_source(spec: tuple[Any, ...]) -> Source:
@@ -284,17 +288,18 @@ def _check_resume(out_dir: Path, state: dict[str, Any]) -> None:
 
 
 def _run_tasks(
-    tasks: list[_ShardTask], source: Source, spec: tuple[Any, ...], workers: int, start_method: str
+    tasks: list[_ShardTask], source: Source, spec: tuple[Any, ...], sky: SkySegmenter | None, workers: int, method: str
 ) -> Iterator[dict[str, Any]]:
-    """Completion records as shards finish: in-process with ``source`` for one worker, else a process pool
-    whose workers build their own source from ``spec``."""
+    """Completion records as shards finish: in-process with ``source`` and ``sky`` for one worker, else a process
+    pool whose workers build their own source from ``spec`` and load their own copy of ``sky`` (it pickles as its
+    directory)."""
     if workers == 1 or len(tasks) <= 1:
         for task in tasks:
-            yield _build_shard(source, task)
+            yield _build_shard(source, sky, task)
         return
-    context = multiprocessing.get_context(start_method)
+    context = multiprocessing.get_context(method)
     executor = ProcessPoolExecutor(
-        min(workers, len(tasks)), mp_context=context, initializer=_init_worker, initargs=(spec,)
+        min(workers, len(tasks)), mp_context=context, initializer=_init_worker, initargs=(spec, sky)
     )
     try:
         pending = {executor.submit(_run_task, task) for task in tasks}
@@ -321,21 +326,27 @@ def build_shards(
     label_dtype: str = "float32",
     source_kwargs: dict[str, Any] | None = None,
     start_method: str = "spawn",
+    sky_model: str | os.PathLike[str] | None = None,
+    sky_batch_size: int = 8,
+    sky_device: str | None = None,
 ) -> Manifest:
     """Build WebDataset shards and ``manifest.json`` in ``out_dir`` from a dataset reader (see the module doc).
 
-    ``source_kind`` is a registered kind (``anydepth.sources.SOURCES``), a ``Source`` subclass
-    (constructed as ``cls(root, split, **source_kwargs)``, in each worker) or a ``Source`` instance
-    (used as is and pickled to the workers; ``root``/``split`` are then informational and
-    ``source_kwargs`` must be empty); ``root`` may be None only for the kinds in ``ROOTLESS``. ``min_side`` is
-    the smallest shorter side of a stored image. ``start_method`` is the multiprocessing start method of the
-    worker pool. Raises ``BuildError`` for bad settings, a missing root or an unfit ``out_dir``, ``SourceError``
-    for a wrong dataset layout; items that fail to load or to validate are skipped and listed in the manifest.
+    ``source_kind`` is a registered kind (``anydepth.sources.SOURCES``), a ``Source`` subclass (constructed as
+    ``cls(root, split, **source_kwargs)``, in each worker) or a ``Source`` instance (used as is and pickled to the
+    workers; ``root``/``split`` are then informational and ``source_kwargs`` must be empty); ``root`` may be None only
+    for the kinds in ``ROOTLESS``. ``min_side`` is the smallest shorter side of a stored image. ``start_method`` is
+    the multiprocessing start method of the worker pool. ``sky_model``: a local transformers segmentation model
+    directory that predicts the sky masks of labeled samples (``sky_batch_size`` images per step on ``sky_device``,
+    None: CUDA when available; :mod:`anydepth.sources.sky`); its path and file digest are build settings. Raises
+    ``BuildError`` for bad settings, a missing root or an unfit ``out_dir``, ``SourceError`` for a wrong dataset
+    layout or an unusable sky model; items that fail to load or to validate are skipped and listed in the manifest.
     """
     _check_settings(max_side, min_side, samples_per_shard, workers, image_format, label_dtype)
     cls, name, spec = _resolve_source(source_kind, root, split, source_kwargs)
     source = _make_source(spec)
     split = source.split if spec[0] == "instance" else split
+    sky = None if sky_model is None else SkySegmenter(sky_model, sky_device, sky_batch_size)
     settings = {
         "source": name,
         "split": split,
@@ -346,6 +357,7 @@ def build_shards(
         "image_format": image_format,
         "label_dtype": label_dtype,
         "source_kwargs": dict(source_kwargs or {}),
+        "sky_model": None if sky is None else sky.record(),
     }
     try:
         settings = json.loads(json.dumps(settings))
@@ -375,27 +387,17 @@ def build_shards(
 
         options = _Options(name, source.label_kind, max_side, min_side, image_format, label_dtype)
         chunks = [tuple(items[i : i + samples_per_shard]) for i in range(0, len(items), samples_per_shard)]
-        records: dict[int, dict[str, Any]] = {}
-        if resume:
-            for index in range(len(chunks)):
-                record = completed_shard(out, index)
-                if record is not None:
-                    records[index] = record
-            if records:
-                logger.info("resuming: %d of %d shards already complete", len(records), len(chunks))
+        done = {i: completed_shard(out, i) for i in range(len(chunks))} if resume else {}
+        records = {i: record for i, record in done.items() if record is not None}
+        if records:
+            logger.info("resuming: %d of %d shards already complete", len(records), len(chunks))
         tasks = [_ShardTask(i, chunk, str(out), options) for i, chunk in enumerate(chunks) if i not in records]
-        for record in _run_tasks(tasks, source, spec, workers, start_method):
+        for record in _run_tasks(tasks, source, spec, sky, workers, start_method):
             records[record["index"]] = record
             for skip in record["skipped"]:
                 logger.warning("skipped %s: %s", skip["input"], skip["reason"])
-            logger.info(
-                "%s: %d written, %d skipped (%d/%d shards done)",
-                record["name"],
-                record["samples"],
-                len(record["skipped"]),
-                len(records),
-                len(chunks),
-            )
+            counts = record["samples"], len(record["skipped"]), len(records), len(chunks)
+            logger.info("%s: %d written, %d skipped (%d/%d shards done)", record["name"], *counts)
 
         ordered = [records[i] for i in range(len(chunks))]
         manifest = Manifest(
