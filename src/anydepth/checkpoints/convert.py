@@ -135,11 +135,14 @@ def official_differences(config: DepthAnythingConfig) -> list[str]:
         "use_clstoken": False,
     }
     where = f"the official {config.encoder} {config.version.upper()}"
-    return [
+    differences = [
         f"{name} is {getattr(config, name)} where {where} has {value}"
         for name, value in official.items()
         if getattr(config, name) != value
     ]
+    if config.head == "metric" and config.version != "v2":
+        differences.append("a V1 model with a metric DPT head: the official V1 metric models are ZoeDepth")
+    return differences
 
 
 def check_official(config: DepthAnythingConfig) -> None:
@@ -158,6 +161,8 @@ def hf_config(config: DepthAnythingConfig) -> dict[str, Any]:
     not in strictly increasing order (its backbone's ``out_indices`` must be; sizes, blocks, heads and the
     reassemble factors 4, 2, 1, 0.5 of every Depth Anything are all in its config)."""
     unsupported = [name for name in ("use_bn", "use_clstoken") if getattr(config, name)]
+    if config.head == "metric" and not float(config.max_depth).is_integer():  # type: ignore[arg-type]
+        unsupported.append(f"max_depth {config.max_depth}: its config types max_depth as an integer")
     indices = list(config.layer_indices)
     if indices != sorted(set(indices)):
         unsupported.append(f"layer_indices {indices} not strictly increasing")
@@ -194,8 +199,8 @@ def hf_config(config: DepthAnythingConfig) -> dict[str, Any]:
         "fusion_hidden_size": config.features,
         "head_in_index": -1,
         "head_hidden_size": HEAD_HIDDEN_CHANNELS,
-        "depth_estimation_type": "relative",
-        "max_depth": 1,
+        "depth_estimation_type": config.head,
+        "max_depth": int(config.max_depth) if config.head == "metric" else 1,  # type: ignore[arg-type]
     }
 
 

@@ -63,6 +63,31 @@ def version_from_name(path: Path) -> str | None:
     return None
 
 
+METRIC_MAX_DEPTHS: dict[str, float] = {"hypersim": 20.0, "vkitti": 80.0}
+"""Official V2 metric checkpoints (``depth_anything_v2_metric_<dataset>_vit?.pth``): the training set in the name
+and the ``max_depth`` the official ``metric_depth`` code builds them with (indoor 20 m, outdoor 80 m)."""
+
+
+def metric_head_from_name(path: Path, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``head``/``max_depth`` for an official ``.pth``: the caller's when given, else ``metric`` with the official
+    ``max_depth`` when the file name says ``metric_hypersim``/``metric_vkitti`` (the metric weights have the relative
+    model's names: only the name tells them apart), else nothing (relative). A name saying ``metric`` without a
+    known dataset needs ``max_depth``: CheckpointError instead of a guess."""
+    if "head" in kwargs or "max_depth" in kwargs:
+        return {"head": "metric"} if kwargs.get("max_depth") is not None and "head" not in kwargs else {}
+    name = path.name.lower()
+    if "metric" not in name:
+        return {}
+    for dataset, max_depth in METRIC_MAX_DEPTHS.items():
+        if dataset in name:
+            return {"head": "metric", "max_depth": max_depth}
+    raise CheckpointError(
+        f"{path} looks like a metric Depth Anything model (its name says metric) but not which one: pass "
+        "max_depth= (CLI: --max-depth, metres: 20 for the indoor Hypersim models, 80 for the outdoor VKITTI ones), "
+        "or head='relative' (CLI: --head relative) if it is relative"
+    )
+
+
 def _preset_name(embed_dim: int, depth: int, swiglu: bool) -> str:
     for name, spec in ENCODERS.items():
         if (spec.embed_dim, spec.depth, spec.swiglu) == (embed_dim, depth, swiglu):
@@ -134,7 +159,8 @@ def _require_version(path: Path, version: str | None) -> str:
 def _load_official(sd: StateDict, path: Path, encoder: str | None, version: str | None, kwargs: dict) -> DepthAnything:
     version = _require_version(path, version)
     sd = official_to_native(sd)
-    model = _build(path, _architecture_from_state_dict(sd, path, encoder, {"version": version, **kwargs}))
+    kwargs = {"version": version, **metric_head_from_name(path, kwargs), **kwargs}
+    model = _build(path, _architecture_from_state_dict(sd, path, encoder, kwargs))
     load_strict(model, sd, path)
     return model
 
@@ -218,6 +244,13 @@ def _hf_architecture(config: dict[str, Any], config_path: Path, encoder: str | N
     return arch
 
 
+def _hf_max_depth(config: dict[str, Any], config_path: Path) -> float:
+    try:
+        return float(config["max_depth"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{config_path}: a metric model needs a numeric max_depth ({err!r})") from err
+
+
 def _load_hf(directory: Path, encoder: str | None, version: str | None, kwargs: dict) -> DepthAnything:
     config_path = directory / "config.json"
     if not config_path.is_file():
@@ -228,8 +261,9 @@ def _load_hf(directory: Path, encoder: str | None, version: str | None, kwargs: 
             f"{config_path}: model_type is {config.get('model_type')!r}, expected 'depth_anything' "
             "(a transformers DepthAnythingForDepthEstimation directory)"
         )
-    if config.get("depth_estimation_type", "relative") != "relative":
-        raise CheckpointError(f"{config_path}: metric Depth Anything models are not supported, only relative")
+    kind = config.get("depth_estimation_type", "relative")
+    if kind not in ("relative", "metric"):
+        raise CheckpointError(f"{config_path}: depth_estimation_type {kind!r} is neither 'relative' nor 'metric'")
     backbone = config.get("backbone_config") or {}
     if backbone.get("model_type", "dinov2") != "dinov2":
         raise CheckpointError(f"{config_path}: backbone is {backbone.get('model_type')!r}, expected 'dinov2'")
@@ -244,6 +278,8 @@ def _load_hf(directory: Path, encoder: str | None, version: str | None, kwargs: 
             f"{sorted(by_indices)[0].upper()}'s, but version={version!r} was requested"
         )
     arch["version"] = version or (sorted(by_indices)[0] if by_indices else "v2")
+    if kind == "metric":  # transformers' metric head: sigmoid x max_depth, as the official V2 metric_depth
+        arch.update(head="metric", max_depth=_hf_max_depth(config, config_path))
     model = _build(config_path, {**arch, **kwargs})
     official_keys = list(native_to_official(model.state_dict(), model.config.swiglu))
     sd = official_to_native(hf_to_official(_load_hf_weights(directory), official_keys))

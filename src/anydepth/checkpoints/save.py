@@ -24,7 +24,7 @@ from anydepth.checkpoints.formats import (
     LIGHTNING_PREFIX,
     CheckpointError,
 )
-from anydepth.checkpoints.load import version_from_name
+from anydepth.checkpoints.load import METRIC_MAX_DEPTHS, metric_head_from_name, version_from_name
 from anydepth.models.depth_anything import DepthAnything, DepthAnythingConfig
 
 
@@ -49,6 +49,31 @@ def _check_official_file(config: DepthAnythingConfig, path: Path) -> None:
             f"(readers of official .pth files take the version from the name): name it like "
             f"{v1 if config.version == 'v1' else v2}"
         )
+    _check_official_metric_name(config, path)
+
+
+def _check_official_metric_name(config: DepthAnythingConfig, path: Path) -> None:
+    """An official metric ``.pth`` holds the relative model's names: readers tell it by its name
+    (``depth_anything_v2_metric_hypersim_vits.pth`` = 20 m, ``..._vkitti_...`` = 80 m), so the name must say the
+    head and ``max_depth`` the model has."""
+    try:
+        named = metric_head_from_name(path, {})
+    except CheckpointError:
+        named = {"head": "metric", "max_depth": None}
+    wanted = {"head": "metric", "max_depth": config.max_depth} if config.head == "metric" else {}
+    if named == wanted:
+        return
+    if config.head == "metric":
+        dataset = next((d for d, m in METRIC_MAX_DEPTHS.items() if m == config.max_depth), None)
+        hint = (
+            f"name it like depth_anything_v2_metric_{dataset}_{config.encoder}.pth"
+            if dataset
+            else f"the official names know max_depth {sorted(METRIC_MAX_DEPTHS.values())} only; keep the anydepth "
+            "format (--format anydepth)"
+        )
+    else:
+        hint = "a relative model's name must not say metric"
+    raise CheckpointError(f"the file name {path.name} would load as {named or 'a relative model'}: {hint}")
 
 
 def save_checkpoint(model: DepthAnything, path: str | os.PathLike, format: str = "official") -> None:
@@ -59,15 +84,16 @@ def save_checkpoint(model: DepthAnything, path: str | os.PathLike, format: str =
     the other version; hf: see :func:`~anydepth.checkpoints.convert.hf_config`); the anydepth format stores them all.
     """
     path = Path(path)
-    native = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if format == "official":
         _check_official_file(model.config, path)
+    config = hf_config(model.config) if format == "hf" else None  # refuses what transformers cannot build
+    native = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if format == "official":
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(native_to_official(native, model.config.swiglu), path)
     elif format == "hf":
         from safetensors.torch import save_file
 
-        config = hf_config(model.config)
         path.mkdir(parents=True, exist_ok=True)
         weights = official_to_hf(native_to_official(native, model.config.swiglu))
         save_file(

@@ -8,13 +8,14 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from anydepth.checkpoints import CheckpointError
 from anydepth.inference import InputError
 from anydepth.locks import OutputLockedError
-from anydepth.models.depth_anything import VERSIONS
+from anydepth.models.depth_anything import HEADS, VERSIONS
 from anydepth.models.encoder import ENCODERS
 from anydepth.shards.manifest import ManifestError
 from anydepth.shards.reader import ShardSpecError
@@ -78,6 +79,27 @@ def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Depth Anything version, for files that do not say (default: from the checkpoint or its name)",
     )
+    parser.add_argument(
+        "--head",
+        choices=HEADS,
+        default=None,
+        help="relative or metric, for official .pth files whose name does not say (the official V2 metric files "
+        "have the relative keys; default: from the checkpoint or its name, e.g. *_metric_hypersim_*)",
+    )
+    parser.add_argument(
+        "--max-depth",
+        type=float,
+        default=None,
+        metavar="M",
+        help="metric head's maximum depth in metres (implies --head metric; default: from the checkpoint or its name)",
+    )
+
+
+def checkpoint_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``from_checkpoint`` keyword arguments of :func:`add_checkpoint_arguments`'s options that were given."""
+    options = {"encoder": args.encoder, "version": args.version}
+    options.update({k: v for k, v in (("head", args.head), ("max_depth", args.max_depth)) if v is not None})
+    return options
 
 
 # ---------------------------------------------------------------- shards

@@ -7,18 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from anydepth.checkpoints import FORMATS
-from anydepth.cli.common import EXIT_OK, add_checkpoint_arguments
+from anydepth.cli.common import EXIT_OK, add_checkpoint_arguments, checkpoint_options
 from anydepth.models.depth_anything import DepthAnything
 
 
 def run_convert(args: argparse.Namespace) -> int:
     """``anydepth convert``: load any supported checkpoint and write it in another format (a ``CheckpointError``, exit
     code 2, where that format cannot represent the model: :func:`~anydepth.checkpoints.save.save_checkpoint`)."""
-    model = DepthAnything.from_checkpoint(args.checkpoint, encoder=args.encoder, version=args.version)
+    model = DepthAnything.from_checkpoint(args.checkpoint, **checkpoint_options(args))
     model.save_checkpoint(args.output, format=args.format)
+    head = f"metric (max {model.config.max_depth:g} m)" if model.config.head == "metric" else "relative"
     print(
-        f"wrote {args.format} checkpoint of a {model.config.encoder} Depth Anything {model.config.version} "
-        f"to {args.output}"
+        f"wrote {args.format} checkpoint of a {model.config.encoder} Depth Anything {model.config.version} {head} "
+        f"model to {args.output}"
     )
     return EXIT_OK
 

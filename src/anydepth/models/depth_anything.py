@@ -18,6 +18,9 @@ from anydepth.models.preprocess import check_image, prepare_images, upsample_pre
 
 Version = Literal["v1", "v2"]
 VERSIONS: tuple[str, ...] = ("v1", "v2")
+HEADS: tuple[str, ...] = ("relative", "metric")
+"""``relative``: ReLU disparity up to scale and shift; ``metric``: the official V2 ``metric_depth`` head, depth in
+metres ``max_depth * sigmoid(...)`` (Depth Anything V2's metric models, max_depth 20 indoor, 80 outdoor)."""
 
 # Official DPT decoder sizes per encoder: (features, out_channels).
 DECODERS: dict[str, tuple[int, tuple[int, int, int, int]]] = {
@@ -64,6 +67,8 @@ class DepthAnythingConfig:
     use_bn: bool = False
     use_clstoken: bool = False
     pos_embed_interpolation: str = "dinov2"
+    head: str = "relative"
+    max_depth: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DepthAnythingConfig:
@@ -92,8 +97,17 @@ def resolve_config(
     use_bn: bool = False,
     use_clstoken: bool = False,
     pos_embed_interpolation: str = "dinov2",
+    head: str = "relative",
+    max_depth: float | None = None,
 ) -> DepthAnythingConfig:
-    """Fill unset sizes from the official preset of ``encoder``; ``"custom"`` needs them all."""
+    """Fill unset sizes from the official preset of ``encoder``; ``"custom"`` needs them all. ``head="metric"``
+    needs a positive ``max_depth`` (metres); a relative head has none."""
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    if head == "metric" and not (max_depth is not None and max_depth > 0):
+        raise ValueError(f"a metric head needs max_depth > 0 (metres), got {max_depth}")
+    if head == "relative" and max_depth is not None:
+        raise ValueError("max_depth belongs to metric heads; a relative head predicts disparity up to scale")
     if encoder in ENCODERS:
         spec = ENCODERS[encoder]
         feats, outs = DECODERS[encoder]
@@ -136,11 +150,15 @@ def resolve_config(
         use_bn=use_bn,
         use_clstoken=use_clstoken,
         pos_embed_interpolation=pos_embed_interpolation,
+        head=head,
+        max_depth=None if max_depth is None else float(max_depth),
     )
 
 
 class DepthAnything(nn.Module):
-    """Depth Anything (V1 or V2): ImageNet-normalised ``B x 3 x H x W`` -> ``B x H x W`` disparity.
+    """Depth Anything (V1 or V2): ImageNet-normalised ``B x 3 x H x W`` -> ``B x H x W`` disparity, or depth in
+    metres for ``head="metric"`` (the official V2 metric models: the same weights' names, a sigmoid output scaled by
+    ``max_depth``).
 
     Submodules are named as in the official code (``pretrained``, ``depth_head``) so state dicts
     match official checkpoints key for key. Sizes default to the official preset of ``encoder``
@@ -166,6 +184,8 @@ class DepthAnything(nn.Module):
         use_clstoken: bool = False,
         pos_embed_interpolation: PosEmbedInterpolation = "dinov2",
         grad_checkpointing: bool = False,
+        head: Literal["relative", "metric"] = "relative",
+        max_depth: float | None = None,
     ) -> None:
         super().__init__()
         self.config = resolve_config(
@@ -181,12 +201,17 @@ class DepthAnything(nn.Module):
             use_bn,
             use_clstoken,
             pos_embed_interpolation,
+            head,
+            max_depth,
         )
         cfg = self.config
         self.pretrained = DINOv2Encoder(
             cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.swiglu, pos_embed_interpolation, grad_checkpointing
         )
-        self.depth_head = DPTHead(cfg.embed_dim, cfg.features, cfg.out_channels, use_bn, use_clstoken, PATCH_SIZE)
+        activation = "sigmoid" if cfg.head == "metric" else "relu"
+        self.depth_head = DPTHead(
+            cfg.embed_dim, cfg.features, cfg.out_channels, use_bn, use_clstoken, PATCH_SIZE, activation
+        )
 
     @classmethod
     def from_config(cls, config: DepthAnythingConfig, **kwargs: Any) -> DepthAnything:
@@ -194,6 +219,8 @@ class DepthAnything(nn.Module):
 
     def _decode(self, features: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
         depth = self.depth_head(features, x.shape[-2] // PATCH_SIZE, x.shape[-1] // PATCH_SIZE)
+        if self.config.head == "metric":
+            return (depth * self.config.max_depth).squeeze(1)  # official V2 metric_depth: sigmoid x max_depth
         return F.relu(depth).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -239,7 +266,8 @@ class DepthAnything(nn.Module):
         return results
 
     def infer_image(self, rgb: np.ndarray, input_size: int = 518) -> np.ndarray:
-        """Relative disparity (H x W float32, larger = nearer) of one H x W x 3 uint8 RGB image."""
+        """Relative disparity (H x W float32, larger = nearer) of one H x W x 3 uint8 RGB image; for a metric model
+        (``config.head == "metric"``) depth in metres."""
         return self.infer_images([rgb], input_size, batch_size=1)[0]
 
     @classmethod

@@ -9,6 +9,8 @@ ReLU, so the output is a non-negative relative disparity.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -64,7 +66,8 @@ class DPTHead(nn.Module):
     """Official Depth Anything ``DPTHead`` (V1 and V2 share it; they differ in encoder blocks).
 
     ``forward(features, patch_h, patch_w)`` takes the encoder's four ``(patch_tokens, cls)``
-    pairs and returns ``B x 1 x 14*patch_h x 14*patch_w`` non-negative disparity.
+    pairs and returns ``B x 1 x 14*patch_h x 14*patch_w`` non-negative disparity (``output_activation="relu"``) or
+    a value in (0, 1) (``"sigmoid"``: the official V2 ``metric_depth`` head, scaled by ``max_depth`` outside).
     ``use_clstoken`` adds the official (unused by the released models) readout projections.
     """
 
@@ -76,8 +79,11 @@ class DPTHead(nn.Module):
         use_bn: bool = False,
         use_clstoken: bool = False,
         patch_size: int = 14,
+        output_activation: Literal["relu", "sigmoid"] = "relu",
     ) -> None:
         super().__init__()
+        if output_activation not in ("relu", "sigmoid"):
+            raise ValueError(f"output_activation must be 'relu' or 'sigmoid', got {output_activation!r}")
         self.use_clstoken = use_clstoken
         self.patch_size = patch_size
         self.projects = nn.ModuleList([nn.Conv2d(in_channels, c, kernel_size=1) for c in out_channels])
@@ -103,8 +109,7 @@ class DPTHead(nn.Module):
             nn.Conv2d(features // 2, HEAD_HIDDEN_CHANNELS, kernel_size=3, padding=1),
             nn.ReLU(True),
             nn.Conv2d(HEAD_HIDDEN_CHANNELS, 1, kernel_size=1),
-            nn.ReLU(True),
-            nn.Identity(),
+            *((nn.ReLU(True), nn.Identity()) if output_activation == "relu" else (nn.Sigmoid(),)),
         )
 
     def reassemble(
