@@ -26,9 +26,11 @@ from anydepth.checkpoints.formats import (
     read_torch_file,
     unreadable,
 )
+from anydepth.checkpoints.zoedepth import is_zoedepth, load_zoedepth
 from anydepth.models.depth_anything import DepthAnything, DepthAnythingConfig, default_layer_indices
 from anydepth.models.dpt import HEAD_HIDDEN_CHANNELS
 from anydepth.models.encoder import ENCODERS
+from anydepth.models.zoedepth import ZoeDepthMetric
 
 
 def _load_hf_weights(directory: Path) -> StateDict:
@@ -317,8 +319,9 @@ def _load_anydepth(ckpt: dict, path: Path, encoder: str | None, version: str | N
 
 def load_checkpoint(
     path: str | os.PathLike, encoder: str | None = None, version: str | None = None, **model_kwargs: Any
-) -> DepthAnything:
-    """Build a ``DepthAnything`` from any supported checkpoint (see the module docstring).
+) -> DepthAnything | ZoeDepthMetric:
+    """Build a ``DepthAnything`` from any supported checkpoint (see the module docstring), or a
+    :class:`~anydepth.models.zoedepth.ZoeDepthMetric` from the paper's official metric ``.pt`` files.
 
     The encoder size is read off the tensor shapes (``encoder`` only checks it); ``version``
     overrides the file name; ``model_kwargs`` go to the constructor (e.g. ``num_heads`` for a
@@ -341,6 +344,8 @@ def load_checkpoint(
             f"{path} is a Lightning checkpoint without anydepth metadata (no {ANYDEPTH_KEY!r} entry); "
             "it was not written by an anydepth LightningModule"
         )
+    if is_zoedepth(ckpt):
+        return load_zoedepth(ckpt, path, _architecture_from_state_dict, encoder, model_kwargs)
     keys = [k for k in ckpt if isinstance(k, str)]
     if any(k.startswith("pretrained.") for k in keys) and any(k.startswith("depth_head.") for k in keys):
         return _load_official(ckpt, path, encoder, version, model_kwargs)

@@ -278,7 +278,9 @@ class DepthAnything(nn.Module):
         version: str | None = None,
         **kwargs: Any,
     ) -> DepthAnything:
-        """Load any supported checkpoint (see ``anydepth.checkpoints.load_checkpoint``)."""
+        """Load any supported checkpoint (see ``anydepth.checkpoints.load_checkpoint``). The paper's official metric
+        files (``depth_anything_metric_depth_{indoor,outdoor}.pt``) load as a ``ZoeDepthMetric``, which has the same
+        ``infer_image(s)`` contract, in metres."""
         from anydepth.checkpoints import load_checkpoint
 
         return load_checkpoint(path, encoder=encoder, version=version, **kwargs)

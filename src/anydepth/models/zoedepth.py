@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,7 +41,7 @@ from anydepth.models.metric_bins import (
     SeedBinRegressorUnnormed,
     resize_like,
 )
-from anydepth.models.preprocess import normalize
+from anydepth.models.preprocess import check_image, normalize
 
 OFFICIAL_INPUT_SIZE: tuple[int, int] = (392, 518)
 """``img_size`` of the official ``config_zoedepth.json``; the outdoor model is also run at it by the official code
@@ -78,6 +79,11 @@ class ZoeDepthConfig:
             raise ValueError(f"need 0 <= min_depth < max_depth, got {self.min_depth} and {self.max_depth}")
         if not 0 < self.min_temp < self.max_temp:
             raise ValueError(f"need 0 < min_temp < max_temp, got {self.min_temp} and {self.max_temp}")
+
+    @property
+    def head(self) -> str:
+        """Always ``metric``: depth in metres (the ``DepthAnythingConfig.head`` of relative models says otherwise)."""
+        return "metric"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ZoeDepthConfig:
@@ -232,6 +238,30 @@ class ZoeDepthMetric(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_details(x).depth
+
+    @torch.inference_mode()
+    def infer_images(self, images: list[np.ndarray], input_size: int = 518, batch_size: int = 4) -> list[np.ndarray]:
+        """Depth in metres (H x W float32) of each H x W x 3 uint8 RGB image, as the official ``evaluate.py``: the
+        image resized to the fixed :data:`OFFICIAL_INPUT_SIZE` (:func:`prepare_zoedepth_batch`), the prediction
+        upsampled bilinearly (``align_corners=True``) to the image size. ``input_size`` is accepted for the
+        ``DepthAnything.infer_images`` contract and not used: the released models run at their training size."""
+        device = next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        try:
+            results = []
+            for image in images:
+                check_image(image)
+                batch = torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float() / 255.0
+                depth = self(prepare_zoedepth_batch(batch))
+                results.append(resize_like(depth[:, None], image.shape[:2])[0, 0].float().cpu().numpy())
+        finally:
+            self.train(was_training)
+        return results
+
+    def infer_image(self, rgb: np.ndarray, input_size: int = 518) -> np.ndarray:
+        """Depth in metres (H x W float32) of one H x W x 3 uint8 RGB image (see :meth:`infer_images`)."""
+        return self.infer_images([rgb], input_size)[0]
 
 
 def zoedepth_state_dict_from_official(state_dict: dict[str, Any]) -> dict[str, torch.Tensor]:
