@@ -9,7 +9,8 @@ INPUT ?=
 OUTPUT ?= outputs/depth
 INPUT_SIZE ?= 518
 # shards: SOURCE (reader kind), ROOT (dataset root), NAME (-> $(SHARDS_DIR)/NAME); optional SPLIT, MAX_SIDE,
-# WORKERS (default: all cores), RESUME=1 (continue an interrupted build)
+# WORKERS (default: all cores), RESUME=1 (continue an interrupted build), PARTS=N (build in N parts one after another,
+# as the SLURM array configs/slurm/shards.sbatch runs them on N nodes, then merge them)
 SHARDS_DIR ?= data_shards
 SOURCE ?=
 ROOT ?=
@@ -18,6 +19,7 @@ SPLIT ?=
 MAX_SIDE ?=
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 RESUME ?=
+PARTS ?=
 SHARD_OPTS = $(if $(SPLIT),--split $(SPLIT)) $(if $(MAX_SIDE),--max-side $(MAX_SIDE)) --workers $(WORKERS) \
 	$(if $(RESUME),--resume)
 # eval: CKPT, DATA_ROOT (one shard directory per benchmark, e.g. data_shards/nyuv2); optional BENCHMARKS (comma list;
@@ -59,13 +61,20 @@ fit = $(BIN)/anydepth fit --config configs/trainer/$(TRAINER).yaml --config conf
 	--config configs/model/$(ENCODER).yaml $(call run-dirs,$(call run-name,$(1))) \
 	--trainer.devices $(DEVICES) --trainer.num_nodes $(NODES) $(2) $(if $(VAL),--data.init_args.val_shards [$(VAL)]) \
 	$(if $(DINOV2),--model.init_args.pretrained $(DINOV2)) --ckpt_path last $(FIT_OPTS)
+# metric (-> outputs/DATASET-ENCODER-metric): DATASET (the recipe configs/recipes/metric/DATASET.yaml: hypersim, vkitti2
+# = Depth Anything V2's metric models; nyu, kitti = the paper's Sec. 4.3 fine-tuning), INIT (the relative model whose
+# encoder starts the run: official V1/V2 .pth, transformers dir or anydepth .ckpt; default the official release of
+# ENCODER, V1 for nyu/kitti (the paper), V2 for hypersim/vkitti2 (V2's dist_train.sh pretrained_from); INIT= starts
+# from the preset's DINOv2), LABELED and VAL as for teacher
+DATASET ?= hypersim
+metric-init = $(if $(filter undefined,$(origin INIT)),checkpoints/depth_anything_$(if $(filter nyu kitti,$(DATASET)),$(ENCODER)14,v2_$(ENCODER)).pth,$(INIT))
 # the demo writes everything under outputs/demo (paths fixed in configs/demo/*.yaml); its models train at 182 px
 DEMO_OUT := outputs/demo
 DEMO_SIZE := 182
 DEMO_BEST = $$(ls $(DEMO_OUT)/$(1)/checkpoints/best-*.ckpt)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format benchmark benchmark-train infer eval clean demo teacher pseudo-label student finetune shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
+.PHONY: help install test lint format benchmark benchmark-train infer eval clean demo demo-metric demo-seg shards-demo-seg seg teacher pseudo-label student finetune metric shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
 	shards-hypersim shards-irs shards-megadepth shards-tartanair shards-vkitti2 shards-images
 
 help:  ## list every target
@@ -107,14 +116,19 @@ eval: install  ## zero-shot metrics: make eval CKPT=ckpt.pth DATA_ROOT=data_shar
 		--input-size $(INPUT_SIZE) --devices $(DEVICES) --output $(METRICS) $(EVAL_OPTS)
 
 # $(call build-shards,KIND,DEFAULT_NAME): ROOT read by the KIND reader into $(SHARDS_DIR)/NAME
-# (NAME defaults to DEFAULT_NAME, plus -SPLIT when SPLIT is set)
+# (NAME defaults to DEFAULT_NAME, plus -SPLIT when SPLIT is set); with PARTS=N, parts 0..N-1 and their merge
+shards-out = $(SHARDS_DIR)/$(or $(NAME),$(1)$(if $(SPLIT),-$(SPLIT)))
 define build-shards
-@test -n "$(ROOT)" || { echo "usage: make $@ ROOT=<dataset root> [NAME=$(2)] [SPLIT=] [MAX_SIDE=] [WORKERS=] [RESUME=1]"; exit 2; }
-$(BIN)/anydepth shards build --source $(1) --root $(ROOT) --out $(SHARDS_DIR)/$(or $(NAME),$(2)$(if $(SPLIT),-$(SPLIT))) $(SHARD_OPTS)
+@test -n "$(ROOT)" || { echo "usage: make $@ ROOT=<dataset root> [NAME=$(2)] [SPLIT=] [MAX_SIDE=] [WORKERS=] [RESUME=1] [PARTS=N]"; exit 2; }
+for part in $(if $(PARTS),$$(seq 0 $$(($(PARTS) - 1))),0); do \
+	$(BIN)/anydepth shards build --source $(1) --root $(ROOT) --out $(call shards-out,$(2)) $(SHARD_OPTS) \
+		$(if $(PARTS),--num-parts $(PARTS) --part $$part) || exit; \
+done
+$(if $(PARTS),$(BIN)/anydepth shards merge $(call shards-out,$(2)))
 endef
 
-shards: install  ## WebDataset shards: make shards SOURCE=kind ROOT=dir NAME=name [SPLIT= MAX_SIDE= WORKERS= RESUME=1]
-	@test -n "$(SOURCE)" -a -n "$(NAME)" || { echo "usage: make shards SOURCE=<kind> ROOT=<dir> NAME=<name> [SPLIT=] [MAX_SIDE=] [WORKERS=] [RESUME=1]"; exit 2; }
+shards: install  ## WebDataset shards: make shards SOURCE=kind ROOT=dir NAME=name [SPLIT= MAX_SIDE= WORKERS= RESUME=1 PARTS=N]
+	@test -n "$(SOURCE)" -a -n "$(NAME)" || { echo "usage: make shards SOURCE=<kind> ROOT=<dir> NAME=<name> [SPLIT=] [MAX_SIDE=] [WORKERS=] [RESUME=1] [PARTS=N]"; exit 2; }
 	$(call build-shards,$(SOURCE),$(NAME))
 
 shards-blendedmvs: install  ## BlendedMVS: ROOT=BlendedMVS/ (<PID>/blended_images/*.jpg + rendered_depth_maps/*.pfm)
@@ -170,6 +184,17 @@ demo: shards-demo  ## THE MAIN JOB, offline on CPU (<15 min): demo shards -> tea
 		--data-root $(SHARDS_DIR) --input-size $(DEMO_SIZE) --accelerator cpu --output $(DEMO_OUT)/metrics.json
 	@echo "demo done: metrics above and in $(DEMO_OUT)/metrics.json, depth maps of the demo photos in $(DEMO_OUT)/depth"
 
+demo-metric: shards-demo  ## offline on CPU (<10 min): a small model fine-tuned to metres on the demo scenes, scored on held-out ones [INIT=demo teacher .ckpt]
+	$(BIN)/anydepth shards build --source demo-train --split val --root $(DEMO_SHARDS)/metric-val \
+		--out $(DEMO_SHARDS)/metric-val --samples-per-shard $(DEMO_SHARD_SIZE) --workers $(WORKERS) --resume
+	$(BIN)/anydepth shards verify $(DEMO_SHARDS)/metric-val
+	rm -rf $(DEMO_OUT)/metric
+	$(BIN)/anydepth fit --config configs/trainer/cpu.yaml --config configs/demo/metric.yaml \
+		$(if $(INIT),--model.init_args.init_encoder_from $(INIT))
+	$(BIN)/anydepth validate --config configs/trainer/cpu.yaml --config configs/demo/metric.yaml --trainer.logger false \
+		--trainer.default_root_dir $(DEMO_OUT)/metric/validate --model.init_args.init_checkpoint $(DEMO_OUT)/metric/checkpoints/last.ckpt
+	@echo "demo-metric done: metric depth (metres, no alignment) of the last checkpoint on held-out scenes above; model in $(DEMO_OUT)/metric/checkpoints"
+
 teacher: install  ## stage 1 (-> outputs/teacher-ENCODER[-RECIPE]): make teacher [RECIPE=v2] ENCODER=vitl DEVICES=8 NODES=2 DINOV2=... [LABELED=a,b VAL=c]
 	$(call fit,teacher,$(if $(LABELED),--data.init_args.train_shards [$(LABELED)]))
 
@@ -185,6 +210,32 @@ finetune: RECIPE := finetune
 finetune: install  ## fine-tune a released model (-> outputs/finetune-ENCODER): make finetune CKPT=depth_anything_v2_vits.pth ENCODER=vits LABELED=a VAL=b
 	@test -n "$(CKPT)" || { echo "make finetune: set CKPT to the released model (official .pth, transformers dir or .ckpt)" >&2; exit 2; }
 	$(call fit,finetune,--model.init_args.init_checkpoint $(CKPT) $(if $(LABELED),--data.init_args.train_shards [$(LABELED)]))
+
+metric: RECIPE := metric
+metric: install  ## metric depth (-> outputs/DATASET-ENCODER-metric): make metric DATASET=hypersim|vkitti2|nyu|kitti ENCODER=vits [INIT=relative.pth LABELED=a VAL=b]
+	$(call fit,$(DATASET),$(if $(metric-init),--model.init_args.init_encoder_from $(metric-init)) $(if $(LABELED),--data.init_args.train_shards [$(LABELED)]))
+
+# seg (-> outputs/seg-DATASET-ENCODER[-depth]): SEG_DATASET (configs/recipes/seg/SEG_DATASET.yaml: ade20k, cityscapes),
+# INIT (a depth checkpoint whose encoder starts the run; none: the preset's DINOv2, the paper's baseline)
+SEG_DATASET ?= ade20k
+DEMO_SEG_SHARDS := $(DEMO_SHARDS)/seg
+seg: install  ## segmentation (Sec. 4.4): make seg SEG_DATASET=ade20k ENCODER=vitl INIT=checkpoints/depth_anything_vitl14.pth
+	$(BIN)/anydepth fit --config configs/trainer/$(TRAINER).yaml --config configs/recipes/seg/$(SEG_DATASET).yaml \
+		--config configs/model/$(ENCODER).yaml $(call run-dirs,seg-$(SEG_DATASET)-$(ENCODER)$(if $(INIT),-depth)) \
+		--trainer.devices $(DEVICES) --trainer.num_nodes $(NODES) $(if $(INIT),--model.init_args.init_encoder_from $(INIT)) \
+		$(if $(LABELED),--data.init_args.train_shards [$(LABELED)]) $(if $(VAL),--data.init_args.val_shards [$(VAL)]) \
+		$(if $(DINOV2),--model.init_args.pretrained $(DINOV2)) --ckpt_path last $(FIT_OPTS)
+
+shards-demo-seg: install  ## synthetic scenes with class ids in data_shards/demo/seg/{train,val}
+	$(BIN)/anydepth shards build --source demo-seg --out $(DEMO_SEG_SHARDS)/train --samples-per-shard $(DEMO_SHARD_SIZE) --workers $(WORKERS) --resume
+	$(BIN)/anydepth shards build --source demo-seg --split val --out $(DEMO_SEG_SHARDS)/val --samples-per-shard $(DEMO_SHARD_SIZE) --workers $(WORKERS) --resume
+
+demo-seg: shards-demo-seg  ## Sec. 4.4 in miniature (CPU): the demo depth encoder fine-tuned to segment, mIoU on held-out scenes
+	rm -rf $(DEMO_OUT)/seg
+	$(BIN)/anydepth fit --config configs/trainer/cpu.yaml --config configs/demo/seg.yaml \
+		$(if $(wildcard $(DEMO_OUT)/student/checkpoints/best-*.ckpt),--model.init_args.init_encoder_from $(call DEMO_BEST,student))
+	$(BIN)/python -c "from anydepth.evaluation.segmentation import evaluate_segmentation as e; \
+		print(e('$$(ls $(DEMO_OUT)/seg/checkpoints/best-*.ckpt)', ['$(DEMO_SEG_SHARDS)/val'], size=$(DEMO_SIZE), progress=False))"
 
 clean:  ## remove the virtual environment, caches and outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info outputs

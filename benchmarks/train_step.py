@@ -91,6 +91,7 @@ def main() -> None:
             num_workers=args.num_workers,
             size=args.size,
             shuffle_buffer=64,
+            resampled=True,  # as many steps as asked, whatever the synthetic set's size
             samples_per_epoch=2 * args.labeled_batch_size * (args.steps + 1),
         )
         module = StudentModule(DepthAnything(args.encoder), num_visualizations=0)

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+
+from anydepth import DepthAnything
+
+from helpers import TINY
 
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random model as a transformers directory (the base of the malformed-config fuzz cases)."""
+    directory = tmp_path_factory.mktemp("hf") / "model"
+    DepthAnything(**TINY).save_checkpoint(directory, format="hf")
+    return directory
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -25,7 +25,19 @@ DEMO_CONFIGS = [ROOT / "demo" / "teacher.yaml", ROOT / "demo" / "student.yaml"] 
 
 def test_configs_exist() -> None:
     recipes = [f"{p.parent.name}/{p.stem}" for p in RECIPE_CONFIGS]
-    assert recipes == ["finetune/finetune", "v1/student", "v1/teacher", "v2/student", "v2/teacher"]
+    assert recipes == [
+        "finetune/finetune",
+        "metric/hypersim",
+        "metric/kitti",
+        "metric/nyu",
+        "metric/vkitti2",
+        "seg/ade20k",
+        "seg/cityscapes",
+        "v1/student",
+        "v1/teacher",
+        "v2/student",
+        "v2/teacher",
+    ]
     assert CONFIGS and MODEL_CONFIGS and {"vits", "vitb", "vitl", "vitg"} <= set(ENCODERS)
     assert not (ROOT / "stages").exists(), "one home for the recipes: configs/recipes/"
 
@@ -57,11 +69,13 @@ def recipe_id(path: Path) -> str:
 
 @pytest.mark.parametrize("path", RECIPE_CONFIGS, ids=recipe_id)
 def test_recipe_leaves_the_encoder_to_the_presets(path: Path) -> None:
-    """A recipe names the network's version only; encoder, sizes and DINOv2 weights come from the preset."""
+    """A recipe names the network's version (and a metric recipe its head and max_depth) only; encoder, sizes and
+    DINOv2 weights come from the preset."""
     init_args = yaml.safe_load(path.read_text())["model"]["init_args"]
     assert "pretrained" not in init_args
     network = init_args["model"]
-    assert network["class_path"] == "anydepth.DepthAnything" and list(network["init_args"]) == ["version"]
+    head = ["head", "max_depth"] if path.parent.name == "metric" else []
+    assert network["class_path"] == "anydepth.DepthAnything" and list(network["init_args"]) == ["version", *head]
 
 
 def run_dirs(run: str) -> list[str]:
@@ -132,8 +146,50 @@ def check_v2_defaults(config: Namespace, student: bool) -> None:
     check_best_by_abs_rel(config)
 
 
+def check_metric_defaults(path: Path, config: Namespace) -> None:
+    """Metric recipes: V2's metric_depth trainer (hypersim 20 m, vkitti2 80 m: 518 crops, encoder 5e-6 with the head
+    10x, poly 0.9) or the paper's supplementary Sec. 1 (nyu 392 x 518, kitti 384 x 768 at multiples of 14: 5 epochs,
+    encoder 1/50 of the decoder, ZoeDepth's one-cycle); SiLog lambda 0.5 and min_depth 1e-3 for all."""
+    model, data = config.model.init_args, config.data.init_args
+    assert config.model.class_path == "anydepth.training.MetricDepthModule"
+    assert config.data.class_path == "anydepth.data.metric.MetricDataModule"
+    network = model.model.init_args
+    assert network.head == "metric" and model.silog_lambda == 0.5 and model.min_depth == 1e-3
+    paper = path.stem in ("nyu", "kitti")
+    max_depth = {"hypersim": 20.0, "vkitti2": 80.0, "nyu": 10.0, "kitti": 80.0}[path.stem]
+    crop = {"nyu": [392, 518], "kitti": [378, 770]}.get(path.stem, [518, 518])
+    assert network.max_depth == max_depth and list(data.crop) == crop
+    if paper:
+        assert network.version == "v1" and config.trainer.max_epochs == 5 and model.decoder_lr_multiplier == 50.0
+        assert model.encoder_lr * model.decoder_lr_multiplier == pytest.approx(1.61e-4)  # ZoeDepth's lr
+        assert model.schedule == "one_cycle" and model.schedule_options["pct_start"] == 0.7
+    else:
+        assert network.version == "v2" and model.encoder_lr == 5e-6 and model.decoder_lr_multiplier == 10.0
+        assert model.schedule == "poly" and model.schedule_options == {"power": 0.9} and data.batch_size == 4
+    check_best_by_abs_rel(config)
+
+
+def check_seg_defaults(config: Namespace, dataset: str) -> None:
+    """Supp. Sec. 1: Mask2Former at 896 x 896, encoder 3e-6 with the decoder at 10x, 160K (ADE20K) / 80K
+    (Cityscapes) iterations; the official last four blocks, weight decay, warm-up, clipping and best-by-mIoU."""
+    model, data = config.model.init_args, config.data.init_args
+    assert config.model.class_path == "anydepth.training.segmentation.SegmentationModule"
+    assert model.head == "mask2former" and model.classes == dataset and model.model.init_args.version == "v1"
+    assert model.encoder_lr == 3e-6 and model.decoder_lr_multiplier == 10.0 and model.weight_decay == 0.05
+    assert model.mask2former["num_queries"] == 200 and model.warmup_steps == 1500 and model.val_crop == 896
+    assert data.size == 896 and min(data.scales) == 0.5 and max(data.scales) == 2.0
+    assert config.trainer.max_steps == {"ade20k": 160_000, "cityscapes": 80_000}[dataset]
+    assert config.trainer.gradient_clip_val == 0.01
+    monitor = [c.init_args.monitor for c in config.trainer.callbacks if c.class_path.endswith("ModelCheckpoint")]
+    assert monitor == ["val/mIoU"]
+
+
 def check_recipe(path: Path, config: Namespace) -> None:
-    if path.parent.name == "v1":
+    if path.parent.name == "metric":
+        check_metric_defaults(path, config)
+    elif path.parent.name == "seg":
+        check_seg_defaults(config, path.stem)
+    elif path.parent.name == "v1":
         check_paper_defaults(config, student=path.stem == "student")
     elif path.parent.name == "v2":
         check_v2_defaults(config, student=path.stem == "student")
@@ -176,6 +232,17 @@ def test_demo_config_parses_through_lightning_cli(path: Path) -> None:
     check_paper_defaults(config, student=path.stem == "student", demo=True)
 
 
+@pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
+def test_demo_metric_config_parses_through_lightning_cli() -> None:
+    """make demo-metric: the metric module and data on the demo scenes, the V2 metric trainer's loss and schedule."""
+    config = parse("--config", str(ROOT / "trainer" / "cpu.yaml"), "--config", str(ROOT / "demo" / "metric.yaml"))
+    model = config.model.init_args
+    assert config.model.class_path == "anydepth.training.MetricDepthModule"
+    assert config.data.class_path == "anydepth.data.metric.MetricDataModule"
+    assert model.model.init_args.head == "metric" and model.silog_lambda == 0.5 and model.schedule == "poly"
+    assert model.decoder_lr_multiplier == 10.0 and list(config.data.init_args.crop) == [126, 168]
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make")
 @pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
 @pytest.mark.parametrize(
@@ -186,11 +253,14 @@ def test_demo_config_parses_through_lightning_cli(path: Path) -> None:
         ("teacher", ["RECIPE=v2", "ENCODER=vitg"], "teacher-vitg-v2"),
         ("student", ["RECIPE=v2"], "student-vits-v2"),
         ("finetune", ["CKPT=released.pth", "LABELED=data_shards/mine"], "finetune-vits"),
+        ("metric", ["DATASET=nyu", "ENCODER=vitl"], "nyu-vitl-metric"),
+        ("metric", ["DATASET=vkitti2", "INIT=outputs/student-vits/last.ckpt"], "vkitti2-vits-metric"),
     ],
 )
 def test_makefile_training_command_parses(target: str, options: list[str], run: str) -> None:
-    """``make teacher|student|finetune [RECIPE=...] [ENCODER=...]`` composes hardware config, recipe, model preset
-    and run directory outputs/<run> (ENCODER defaults to vits, RECIPE to v1) into a command LightningCLI accepts."""
+    """``make teacher|student|finetune [RECIPE=...] [ENCODER=...]`` and ``make metric DATASET=...`` compose hardware
+    config, recipe, model preset and run directory outputs/<run> (ENCODER defaults to vits, RECIPE to v1) into a
+    command LightningCLI accepts."""
     make = ["make", "-n", "-C", str(REPO_ROOT), target, "TRAINER=cpu", *options]
     lines = subprocess.run(make, check=True, capture_output=True, text=True).stdout.splitlines()
     (line,) = [line for line in lines if " fit --config " in line]

@@ -4,6 +4,10 @@ The logic behind ``anydepth infer`` (``anydepth.cli``); usable on its own::
 
     model = DepthAnything.from_checkpoint("depth_anything_v2_vits.pth").eval()
     summary = run_inference(model, "photos/", "depth/", raw_npy=True)
+
+A relative model predicts disparity up to scale and shift; a metric one (``model.config.head == "metric"``, paper
+Sec. 4.3) depth in metres, written as metres (``.npy``), millimetres (16-bit PNG), a map with a metre scale and, given
+a camera, a point cloud (:mod:`anydepth.pointcloud`).
 """
 
 from __future__ import annotations
@@ -17,14 +21,27 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from torch import nn
 from tqdm import tqdm
 
 from anydepth import visualize
 from anydepth.images import IMAGE_EXTENSIONS, read_rgb
-from anydepth.models.depth_anything import DepthAnything
+from anydepth.models.depth_anything import HEADS, DepthAnything
 from anydepth.models.preprocess import check_image
+from anydepth.pointcloud import Camera, back_project, write_ply
 
 LIST_EXTENSION = ".txt"
+OUTPUT_SUFFIXES = (".png", ".npy", "_16bit.png", ".ply")
+"""What ``write_outputs`` may write per input, after its output name."""
+
+
+def model_head(model: nn.Module) -> str:
+    """What ``model`` predicts: ``"metric"`` (depth in metres) or ``"relative"`` (disparity up to scale and shift),
+    its ``config.head``; a model without one is relative."""
+    head = getattr(getattr(model, "config", None), "head", "relative")
+    if head not in HEADS:
+        raise ValueError(f"model.config.head must be one of {HEADS}, got {head!r}")
+    return head
 
 
 class InputError(ValueError):
@@ -175,28 +192,42 @@ def _save(array: np.ndarray, path: Path) -> None:
 
 def write_outputs(
     rgb: np.ndarray,
-    disparity: np.ndarray,
+    prediction: np.ndarray,
     stem: Path,
     raw_npy: bool = False,
     png16: bool = False,
     grayscale: bool = False,
     side_by_side: bool = False,
+    metric: bool = False,
+    camera: Camera | None = None,
 ) -> None:
-    """Write ``<stem>.png`` (coloured or grayscale, optionally beside ``rgb``) and the extras.
+    """Write ``<stem>.png`` (coloured or grayscale, near = red / white, optionally beside ``rgb``) and the extras.
 
-    ``<stem>.npy``: float32 disparity at image size (``raw_npy``); ``<stem>_16bit.png``: 16-bit
-    min-max normalised disparity, PIL mode ``I;16`` (``png16``).
+    ``prediction`` is relative disparity, or with ``metric`` depth in metres. ``<stem>.npy``: float32 prediction at
+    image size (``raw_npy``); ``<stem>_16bit.png``, PIL mode ``I;16`` (``png16``): min-max normalised disparity, or
+    metric depth in millimetres (:func:`~anydepth.visualize.to_millimetres`, clipped at 65.535 m, 0 = none). A metric
+    map gets a metre scale bar below it (:func:`~anydepth.visualize.with_depth_scale`), and with a ``camera`` a
+    coloured point cloud ``<stem>.ply`` (:mod:`anydepth.pointcloud`).
     """
-    vis = visualize.to_uint8(disparity) if grayscale else visualize.colorize(disparity)
+    if camera is not None and not metric:
+        raise ValueError("a point cloud needs metric depth; a relative prediction has an unknown scale and shift")
+    shown = -prediction if metric else prediction  # near is the maximum either way
+    vis = visualize.to_uint8(shown) if grayscale else visualize.colorize(shown)
+    if metric:
+        vis = visualize.with_depth_scale(vis, prediction)
     if side_by_side:
-        vis = visualize.side_by_side(rgb, vis)
+        below = vis.shape[0] - rgb.shape[0]  # the scale bar's rows: white under the image
+        vis = visualize.side_by_side(np.pad(rgb, ((0, below), (0, 0), (0, 0)), constant_values=255), vis)
     _save(vis, stem.with_name(stem.name + ".png"))
     if raw_npy:
-        np.save(stem.with_name(stem.name + ".npy"), disparity.astype(np.float32, copy=False))
+        np.save(stem.with_name(stem.name + ".npy"), prediction.astype(np.float32, copy=False))
     if png16:
-        image = Image.fromarray(visualize.to_uint16(disparity))
+        image = Image.fromarray(visualize.to_millimetres(prediction) if metric else visualize.to_uint16(prediction))
         assert image.mode == "I;16", image.mode
         image.save(stem.with_name(stem.name + "_16bit.png"))
+    if camera is not None:
+        points, valid = back_project(prediction, camera.focal_px(prediction.shape[1]))
+        write_ply(stem.with_name(stem.name + ".ply"), points, rgb[valid])
 
 
 # ---------------------------------------------------------------- the loop
@@ -217,8 +248,10 @@ def run_inference(
     png16: bool = False,
     grayscale: bool = False,
     side_by_side: bool = False,
+    camera: Camera | None = None,
 ) -> InferenceSummary:
-    """Predict and write depth maps for ``inputs`` into ``output_dir``; see ``write_outputs``.
+    """Predict and write depth maps for ``inputs`` into ``output_dir``; see ``write_outputs`` (metric output for a
+    metric model, :func:`model_head`; a ``camera`` writes point clouds and needs a metric model: ``ValueError``).
 
     ``inputs`` is a path for ``list_inputs`` (image, directory, ``.txt`` list) or a sequence of
     image paths. Output names follow ``output_names`` (paths below an input directory are kept).
@@ -228,6 +261,9 @@ def run_inference(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    metric = model_head(model) == "metric"
+    if camera is not None and not metric:
+        raise ValueError("point clouds need a metric model; this one predicts relative disparity")
     output_dir = Path(output_dir)
     root: Path | None = None
     if isinstance(inputs, (str, os.PathLike)):
@@ -240,7 +276,8 @@ def run_inference(
     names = output_names(files, root)
     resolved_inputs = {f.resolve() for f in files}
     for name in names:
-        for target in (f"{name.name}.png", f"{name.name}.npy", f"{name.name}_16bit.png"):
+        for suffix in OUTPUT_SUFFIXES:
+            target = f"{name.name}{suffix}"
             if (output_dir / name.parent / target).resolve() in resolved_inputs:
                 raise InputError(f"writing {output_dir / name.parent / target} would overwrite that input image")
     try:
@@ -264,9 +301,11 @@ def run_inference(
             if not batch:
                 continue
             depths = model.infer_images([rgb for _, _, rgb in batch], input_size, batch_size)
-            for (path, name, rgb), disparity in zip(batch, depths):
+            for (path, name, rgb), prediction in zip(batch, depths):
                 try:
-                    write_outputs(rgb, disparity, output_dir / name, raw_npy, png16, grayscale, side_by_side)
+                    write_outputs(
+                        rgb, prediction, output_dir / name, raw_npy, png16, grayscale, side_by_side, metric, camera
+                    )
                 except OSError as err:  # a full disk, a directory in the way ...
                     raise InputError(f"cannot write the depth map of {path} into {output_dir}: {err}") from err
                 summary.written += 1

@@ -7,6 +7,9 @@ is aligned to the ground-truth disparity by per-image least squares, inverted to
 delta_1. Metric definitions match the Monodepth / BTS / ZoeDepth evaluation code. Ground truth stored as disparity
 is turned into depth up to scale by :func:`depth_from_label` first.
 
+Semantic segmentation (Sec. 4.4, Tables 7-8) is scored by :class:`SegmentationMetrics`: mIoU, per-class IoU and
+pixel accuracy from a confusion matrix, as MMSegmentation's ``IoUMetric``.
+
 Everything runs on whole batches (no Python loop over samples) in at least float32: half-precision inputs are
 upcast, float64 inputs stay float64.
 """
@@ -19,6 +22,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+from torchmetrics.classification import MulticlassJaccardIndex
 
 from anydepth.shards.schema import LABEL_KINDS
 
@@ -26,11 +30,13 @@ __all__ = [
     "HIGHER_IS_BETTER",
     "METRIC_NAMES",
     "RelativeDepthMetrics",
+    "SegmentationMetrics",
     "align_scale_shift",
     "aligned_depth",
     "depth_from_label",
     "depth_metrics",
     "per_image_depth_metrics",
+    "segmentation_values",
 ]
 
 METRIC_NAMES: tuple[str, ...] = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "d1", "d2", "d3")
@@ -329,3 +335,42 @@ class RelativeDepthMetrics(Metric):
         """Mean of each metric over all images with valid pixels seen so far."""
         count = self.count.to(self.sum_abs_rel.dtype)
         return {name: getattr(self, f"sum_{name}") / count for name in METRIC_NAMES}
+
+
+class SegmentationMetrics(MulticlassJaccardIndex):
+    """Segmentation metrics of predicted class ids against ground truth (``B x H x W`` each; ``ignore_index`` pixels
+    left out) from the confusion matrix torchmetrics' ``MulticlassJaccardIndex`` keeps; its counts (and the image
+    count) sum over ranks, so the result is exact whatever the batching or sharding. ``compute()`` returns
+    ``{"mIoU", "aAcc", "mAcc": 0-d tensors, "IoU": K per-class IoUs, "images": images seen}``: IoU = TP / (TP + FP +
+    FN) per class (NaN for a class absent from prediction and ground truth, left out of mIoU), aAcc = correct /
+    labeled pixels, mAcc = the mean over classes present in the ground truth of TP / their pixels
+    (MMSegmentation's ``IoUMetric``)."""
+
+    def __init__(self, num_classes: int, ignore_index: int = 255, **kwargs: Any) -> None:
+        super().__init__(num_classes, average="none", ignore_index=ignore_index, **kwargs)
+        self.add_state("images", torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        super().update(preds, target)
+        self.images += preds.shape[0]
+
+    def compute(self) -> dict[str, Tensor]:
+        confmat = self.confmat.double()  # rows: ground truth, columns: prediction
+        hits, truth = confmat.diagonal(), confmat.sum(1)
+        union = truth + confmat.sum(0) - hits
+        iou = hits / union  # 0 / 0 = NaN: the class is nowhere
+        return {
+            "mIoU": iou[union > 0].mean(),
+            "aAcc": hits.sum() / confmat.sum(),
+            "mAcc": (hits / truth)[truth > 0].mean(),
+            "IoU": iou,
+            "images": self.images.clone(),
+        }
+
+
+def segmentation_values(values: dict[str, Tensor], classes: Sequence[str]) -> dict[str, Any]:
+    """:meth:`SegmentationMetrics.compute` output as plain numbers: ``{"mIoU", "aAcc", "mAcc": float, "IoU":
+    {class name: float}, "images": int}``."""
+    scalars = {name: float(values[name]) for name in ("mIoU", "aAcc", "mAcc")}
+    per_class = dict(zip(classes, values["IoU"].tolist()))
+    return {**scalars, "IoU": per_class, "images": int(values["images"])}

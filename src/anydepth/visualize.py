@@ -3,11 +3,14 @@
 ``colorize`` min-max normalises a disparity map to 0..255 (truncating, like the official
 ``astype(np.uint8)``) and looks the result up in ``SPECTRAL_R``, a 256-entry copy of
 matplotlib's ``Spectral_r`` colormap: near (high disparity) is red, far (low disparity) blue/purple.
+Metric depth in metres is shown as ``colorize(-depth)`` (linear in metres, near red) with ``with_depth_scale``'s
+metre scale bar below, and stored 16-bit as ``to_millimetres``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 # ColorBrewer "Spectral" control colours, the 11 entries of matplotlib's ``_Spectral_data``.
 SPECTRAL_HEX: tuple[str, ...] = (
@@ -24,6 +27,8 @@ SPECTRAL_HEX: tuple[str, ...] = (
     "5e4fa2",
 )
 SIDE_BY_SIDE_GAP = 50  # white columns between image and depth in the official run.py
+SCALE_BAR_HEIGHT = 24  # rows of the metre scale strip under a metric depth map: a colour ramp, then its labels
+MAX_MILLIMETRES = 65535  # the largest 16-bit value: to_millimetres clips at 65.535 m
 
 
 def _lookup_table(colors: np.ndarray, n: int = 256) -> np.ndarray:
@@ -60,18 +65,21 @@ def _min_max(disparity: np.ndarray, scale: float) -> np.ndarray:
     d = np.asarray(disparity)
     if d.dtype.kind != "f":
         d = d.astype(np.float64)
-    finite = np.isfinite(d)
-    all_finite = bool(finite.all())
-    if not all_finite and not finite.any():
-        return np.zeros(d.shape, d.dtype)
-    lo, hi = (d.min(), d.max()) if all_finite else (d[finite].min(), d[finite].max())
+    lo, hi = finite_range(d)
     if not hi > lo:
         return np.zeros(d.shape, d.dtype)
     with np.errstate(invalid="ignore", over="ignore"):
         out = (d - lo) / (hi - lo) * scale
-    if not all_finite:
-        out = np.nan_to_num(out, nan=0.0, posinf=scale, neginf=0.0)
+    out = np.nan_to_num(out, nan=0.0, posinf=scale, neginf=0.0)
     return np.clip(out, 0.0, scale)
+
+
+def finite_range(values: np.ndarray) -> tuple[float, float]:
+    """``(min, max)`` of the finite values (``(0, 0)`` when there are none)."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return values.min(), values.max()
+    return (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 0.0)
 
 
 def to_uint8(disparity: np.ndarray) -> np.ndarray:
@@ -90,6 +98,33 @@ def to_uint16(disparity: np.ndarray) -> np.ndarray:
     zeros; NaN and -inf give 0, +inf 65535.
     """
     return np.rint(_min_max(disparity, 65535.0)).astype(np.uint16)
+
+
+def to_millimetres(depth: np.ndarray) -> np.ndarray:
+    """Metric depth in metres -> uint16 millimetres, rounded to nearest (the 16-bit depth PNG convention of NYUv2's
+    ``sync_depth`` files): clipped at ``MAX_MILLIMETRES`` (65.535 m); non-finite and non-positive depth -> 0 (no
+    depth)."""
+    depth = np.asarray(depth, dtype=np.float64)
+    valid = np.isfinite(depth) & (depth > 0)
+    return np.where(valid, np.rint(np.clip(np.where(valid, depth, 0) * 1000, 0, MAX_MILLIMETRES)), 0).astype(np.uint16)
+
+
+def with_depth_scale(vis: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """``vis``, a metric ``depth`` map shown as ``colorize(-depth)`` (H x W x 3) or ``to_uint8(-depth)`` (H x W),
+    with a ``SCALE_BAR_HEIGHT``-row white strip below: the same colour ramp from the nearest depth (left) to the
+    farthest (right), labelled with both in metres."""
+    lo, hi = finite_range(np.asarray(depth, dtype=np.float64))
+    width, half = vis.shape[1], SCALE_BAR_HEIGHT // 2
+    ramp = np.linspace(255, 0, width).astype(np.uint8)  # nearest = 255, as to_uint8(-depth) maps it
+    strip = np.full((SCALE_BAR_HEIGHT, *vis.shape[1:]), 255, np.uint8)
+    strip[:half] = SPECTRAL_R[ramp] if vis.ndim == 3 else ramp
+    image = Image.fromarray(strip)
+    draw, font = ImageDraw.Draw(image), ImageFont.load_default(size=half - 2)
+    ink = (0, 0, 0) if vis.ndim == 3 else 0
+    far = f"{hi:.2f} m"
+    draw.text((1, half), f"{lo:.2f} m", fill=ink, font=font)
+    draw.text((width - 1 - draw.textlength(far, font=font), half), far, fill=ink, font=font)
+    return np.concatenate([vis.astype(np.uint8, copy=False), np.asarray(image)], axis=0)
 
 
 def colorize(disparity: np.ndarray) -> np.ndarray:

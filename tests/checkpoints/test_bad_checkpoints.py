@@ -10,15 +10,7 @@ import pytest
 from anydepth import CheckpointError, DepthAnything
 from anydepth.cli import main
 
-from helpers import TINY
 from helpers.fuzz import BAD_FILES, CONFIG_EDITS, edited_config
-
-
-@pytest.fixture(scope="module")
-def hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("hf") / "model"
-    DepthAnything(**TINY).save_checkpoint(directory, format="hf")
-    return directory
 
 
 @pytest.mark.parametrize("case", CONFIG_EDITS, ids=str)

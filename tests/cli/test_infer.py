@@ -1,4 +1,5 @@
-"""``anydepth infer`` end to end on a tiny random model and scikit-image photos (offline, CPU)."""
+"""``anydepth infer`` end to end on tiny random models (relative and metric), a metric model with exactly known metres
+and scikit-image photos (offline, CPU)."""
 
 from __future__ import annotations
 
@@ -27,11 +28,22 @@ from anydepth.inference import (
     run_inference,
 )
 from anydepth.models import DepthAnything
-from anydepth.visualize import SPECTRAL_R, colorize, side_by_side, to_uint8, to_uint16
+from anydepth.pointcloud import Camera
+from anydepth.visualize import (
+    SCALE_BAR_HEIGHT,
+    SPECTRAL_R,
+    colorize,
+    side_by_side,
+    to_millimetres,
+    to_uint8,
+    to_uint16,
+    with_depth_scale,
+)
 
 from helpers import TINY
-from helpers.fabricate import tiny_checkpoint
+from helpers.fabricate import coded_depth, tiny_checkpoint, tiny_metric_checkpoint
 from helpers.fuzz import CASES, bad_checkpoint, error_line
+from helpers.metric import CodedDepth, read_ply
 
 skdata = pytest.importorskip("skimage.data")
 
@@ -142,6 +154,20 @@ def test_side_by_side_layout() -> None:
     out = side_by_side(rgb, np.full((20, 30), 7, np.uint8))
     assert out.shape == (20, 2 * 30 + GAP, 3)
     assert (out[:, 30 : 30 + GAP] == 255).all() and (out[:, 30 + GAP :] == 7).all()
+
+
+def test_millimetres_and_the_metre_scale_bar() -> None:
+    depth = np.array([[0.0, 0.0004, 0.0005, 1.2344, 1.2346], [65.535, 65.536, 100.0, np.nan, -np.inf]])
+    assert to_millimetres(depth).tolist() == [[0, 0, 0, 1234, 1235], [65535, 65535, 65535, 0, 0]]  # rounded, clipped
+    ramp = np.tile(np.linspace(0.5, 4.0, 120), (30, 1))  # metres, near on the left
+    vis = with_depth_scale(colorize(-ramp), ramp)
+    assert vis.shape == (30 + SCALE_BAR_HEIGHT, 120, 3)
+    np.testing.assert_array_equal(vis[:30], colorize(-ramp))
+    bar, labels = vis[30], vis[30 + SCALE_BAR_HEIGHT // 2 :]
+    assert (bar[0] == SPECTRAL_R[255]).all() and (bar[-1] == SPECTRAL_R[0]).all()  # the map's near and far colours
+    assert (labels < 128).any() and (labels == 255).any()  # dark text on white: "0.50 m" ... "4.00 m"
+    gray = with_depth_scale(to_uint8(-ramp), ramp)
+    assert gray.shape == (30 + SCALE_BAR_HEIGHT, 120) and gray[30, 0] == 255 and gray[30, -1] == 0
 
 
 # ---------------------------------------------------------------- inputs
@@ -301,13 +327,6 @@ def test_output_equal_to_the_input_is_refused(tiny, inputs: Path, monkeypatch, c
 # ---------------------------------------------------------------- fuzz: every bad input is one line, no traceback
 
 
-@pytest.fixture(scope="module")
-def hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("hf") / "model"
-    DepthAnything(**TINY).save_checkpoint(directory, format="hf")
-    return directory
-
-
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_bad_checkpoints(case: str, tiny, photos, hf_dir: Path, tmp_path: Path, capsys) -> None:
     checkpoint, message = bad_checkpoint(case, tmp_path, hf_dir)
@@ -334,6 +353,20 @@ USAGE_ERRORS: dict[str, tuple[Callable[[Path, Path], tuple[Path | str, Path, Pat
     "batch size 0": (lambda t, c: (c, t / "in", t / "o", ["--batch-size", "0"]), "--batch-size must be at least 1"),
     "cuda": (lambda t, c: (c, t / "in", t / "o", ["--device", "cuda"]), "CUDA is not available"),
     "no checkpoint": (lambda t, c: ("", t / "in", t / "o", []), "--checkpoint"),
+    "point cloud of a relative model": (
+        lambda t, c: (c, t / "in", t / "o", ["--point-cloud", "--focal", "500"]),
+        "--point-cloud needs a metric checkpoint",
+    ),
+    "point cloud without a camera": (lambda t, c: (c, t / "in", t / "o", ["--point-cloud"]), "needs the camera"),
+    "camera without a point cloud": (lambda t, c: (c, t / "in", t / "o", ["--fov", "60"]), "add --point-cloud"),
+    "zero focal": (
+        lambda t, c: (c, t / "in", t / "o", ["--point-cloud", "--focal", "0"]),
+        "the focal length must be positive",
+    ),
+    "focal and fov": (
+        lambda t, c: (c, t / "in", t / "o", ["--point-cloud", "--focal", "5", "--fov", "60"]),
+        "not allowed with argument",
+    ),
 }
 
 
@@ -391,3 +424,56 @@ def test_corrupt_images_among_good_ones_are_skipped(name: str, tiny, photos, tmp
         captured.out
     )
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.png"]
+
+
+# ---------------------------------------------------------------- metric checkpoints
+
+
+def test_metric_checkpoint_writes_metres_millimetres_a_metre_scale_and_a_point_cloud(photos, tmp_path: Path) -> None:
+    ckpt = tmp_path / "metric.pth"
+    model = tiny_metric_checkpoint(ckpt)
+    coffee = photos[1]["coffee"]
+    h, w = coffee.shape[:2]
+    out = tmp_path / "out"
+    extra = ("--raw-npy", "--png16", "--point-cloud", "--focal", "500")
+    assert infer(ckpt, photos[0] / "coffee.png", out, *extra) == 0
+    expected = model.infer_image(coffee, INPUT_SIZE)  # metres (sigmoid x max_depth)
+    assert 0 < expected.min() < expected.max() < model.config.max_depth
+    depth = np.load(out / "coffee.npy")
+    np.testing.assert_allclose(depth, expected, rtol=1e-5, atol=1e-6)
+    with Image.open(out / "coffee_16bit.png") as png16:
+        assert png16.mode == "I;16"
+        np.testing.assert_array_equal(np.asarray(png16), to_millimetres(depth))
+    vis = np.asarray(Image.open(out / "coffee.png"))
+    np.testing.assert_array_equal(vis, with_depth_scale(colorize(-depth), depth))  # near red, metre scale below
+    vertices = read_ply(out / "coffee.ply")
+    assert len(vertices) == h * w
+    np.testing.assert_array_equal(vertices["z"], depth.ravel())
+    np.testing.assert_array_equal(vertices["red"], coffee[..., 0].ravel())
+    x = vertices["x"].reshape(h, w)
+    np.testing.assert_allclose(x[:, -1], depth[:, -1] * (w - 1) / 2 / 500, rtol=1e-5)  # principal point: the centre
+
+
+def test_metric_outputs_have_exact_metres(tmp_path: Path) -> None:
+    image = np.random.default_rng(1).integers(0, 256, (56, 84, 3), dtype=np.uint8)
+    image[0, :3, 0] = [0, 100, 255]  # 0.5, 3.5 and 8.15 m, x 10: 5, 35 and 81.5 m
+    Image.fromarray(image).save(tmp_path / "coded.png")
+    model = CodedDepth(scale=10.0).eval()
+    summary = run_inference(
+        model, tmp_path / "coded.png", tmp_path / "out", input_size=56, raw_npy=True, png16=True, camera=Camera(fov=90)
+    )
+    assert summary.written == 1
+    metres = 10 * coded_depth(image)
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "coded.npy"), metres)
+    mm = np.asarray(Image.open(tmp_path / "out" / "coded_16bit.png"))
+    assert mm[0, :3].tolist() == [5000, 35000, 65535]  # millimetres, clipped at 65.535 m
+    vertices = read_ply(tmp_path / "out" / "coded.ply")
+    focal = 84 / 2  # fov 90 degrees: W / (2 tan 45)
+    np.testing.assert_allclose(vertices["x"][:3], metres[0, :3] * (np.arange(3) + 0.5 - 42) / focal, rtol=1e-6)
+    run_inference(model, tmp_path / "coded.png", tmp_path / "sbs", input_size=56, grayscale=True, side_by_side=True)
+    combined = np.asarray(Image.open(tmp_path / "sbs" / "coded.png"))
+    assert combined.shape == (56 + SCALE_BAR_HEIGHT, 2 * 84 + GAP, 3)
+    np.testing.assert_array_equal(combined[:56, :84], image)
+    assert (combined[56:, :84] == 255).all()  # white under the image; the scale bar is under the depth map
+    with pytest.raises(ValueError, match="point clouds need a metric model"):
+        run_inference(DepthAnything(**TINY), tmp_path / "coded.png", tmp_path / "x", camera=Camera(focal=500.0))

@@ -12,11 +12,9 @@ import pytest
 
 from anydepth.cli import main
 from anydepth.locks import LOCK_NAME, OutputLock
-from anydepth.models import DepthAnything
 from anydepth.shards.manifest import Manifest
 from anydepth.sources.build import build_shards
 
-from helpers import TINY
 from helpers.fabricate import tiny_checkpoint, write_image
 from helpers.fuzz import CASES, bad_checkpoint, error_line
 
@@ -60,13 +58,6 @@ def test_a_locked_output_directory_is_refused_and_a_run_releases_its_lock(
 
 
 # ---------------------------------------------------------------- fuzz
-
-
-@pytest.fixture(scope="module")
-def hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("hf") / "model"
-    DepthAnything(**TINY).save_checkpoint(directory, format="hf")
-    return directory
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

@@ -5,6 +5,8 @@ warning naming each (exit 0), or exit 1 when nothing was usable; never a traceba
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from anydepth.locks import LOCK_NAME, OutputLock
 from anydepth.shards.manifest import Manifest
 from anydepth.shards.verify import verify_shards
 
+from helpers import REPO_ROOT
 from helpers.fabricate import ramp, write_image, write_npy
 
 PREFIX = "anydepth shards build: error: "
@@ -140,3 +143,111 @@ def test_unusable_sky_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
     assert "sky batch size must be at least 1, got 0" in usage_error(
         capsys, out, *args, str(bert), "--sky-batch-size", "0"
     )
+
+
+# ---------------------------------------------------------------- builds split into parts
+
+
+def rgbd(root: Path, n: int, depth: float | None = None) -> Path:
+    """``rgbd-folder`` of ``n`` images with ``.npy`` depths (``ramp`` by default, else all ``depth``)."""
+    for i in range(n):
+        write_image(root / "images" / f"k{i}.png", i)
+        write_npy(root / "depth" / f"k{i}.npy", ramp(1.0 + i) if depth is None else np.full_like(ramp(), depth))
+    return root
+
+
+def merge(capsys: pytest.CaptureFixture[str], directory: Path) -> tuple[int, str, str]:
+    """``anydepth shards merge DIRECTORY``: (exit code, stdout, stderr)."""
+    code = main(["shards", "merge", str(directory)])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out, captured.err
+
+
+def test_split_build_and_merge(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Each part exits 0 with its own counts; the last one writes manifest.json; ``shards merge`` names a missing
+    part in one error line (exit 2), merges complete parts (exit 0), and exits 1 when no input was usable."""
+    out, args = tmp_path / "out", ("--source", "rgbd-folder", "--samples-per-shard", "2", "--num-parts", "2")
+    args += ("--root", str(rgbd(tmp_path / "rgbd", 6)))
+    assert build(capsys, out, *args, "--part", "0")[:2] == (0, f"part 0 of 2: wrote 2 shards (4 samples) to {out}\n")
+    assert merge(capsys, out) == (
+        2,
+        "",
+        f"anydepth shards merge: error: cannot merge {out}: part 1 of 2 has not finished (no parts/part-1-of-2.json): "
+        "run anydepth shards build ... --num-parts 2 --part 1 --resume\n",
+    )
+    with OutputLock(out, "shards build"):
+        assert "in use by a single-node shards build (pid" in usage_error(capsys, out, *args, "--part", "1")
+    code, stdout, stderr = build(capsys, out, *args, "--part", "1")
+    assert (code, stdout) == (0, f"part 1 of 2: wrote 1 shard (2 samples) to {out}\n")
+    assert f"anydepth shards build: INFO: all 2 parts done: wrote {out / 'manifest.json'}\n" in stderr
+    assert merge(capsys, out) == (0, f"merged the parts of {out}: manifest.json lists 3 shards (6 samples)\n", "")
+    assert verify_shards(out).ok
+
+    assert "part must be in 0..1 for num_parts 2, got 2" in usage_error(capsys, tmp_path / "x", *args, "--part", "2")
+    code, _, stderr = merge(capsys, tmp_path / "rgbd")
+    assert code == 2 and "holds no part builds (no parts/part-I-of-N.json)" in stderr
+    nan = ("--root", str(rgbd(tmp_path / "nan", 2, depth=np.nan)), "--num-parts", "2")
+    for part in ("0", "1"):
+        assert build(capsys, tmp_path / "empty", "--source", "rgbd-folder", *nan, "--part", part)[0] == 0
+    code, stdout, stderr = merge(capsys, tmp_path / "empty")
+    assert code == 1 and stdout.startswith(f"merged the parts of {tmp_path / 'empty'}: manifest.json lists 0 shards")
+    assert stderr == "anydepth shards merge: error: no input was usable; see the skipped inputs above\n"
+
+
+@pytest.mark.slow
+def test_three_part_processes_at_once_write_the_single_node_build(tmp_path: Path) -> None:
+    """Three ``anydepth shards build --num-parts 3 --part I`` processes in one directory at once: all succeed, one
+    merges, and the directory holds the single-node build's shard files and manifest."""
+    common = ["--source", "rgbd-folder", "--root", str(rgbd(tmp_path / "rgbd", 9)), "--samples-per-shard", "2"]
+    single, split = tmp_path / "single", tmp_path / "split"
+    assert main(["shards", "build", *common, "--out", str(single)]) == 0
+    command = [
+        sys.executable,
+        "-m",
+        "anydepth.cli",
+        "shards",
+        "build",
+        *common,
+        "--out",
+        str(split),
+        "--num-parts",
+        "3",
+    ]
+    runs = [
+        subprocess.Popen([*command, "--part", str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(3)
+    ]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    assert sum("INFO: all 3 parts done" in stderr for _, stderr in outputs) == 1
+    assert Manifest.load(split).to_dict() == Manifest.load(single).to_dict()
+    shards = sorted(p.name for p in single.glob("shard-*"))
+    assert len(shards) == 10 and sorted(p.name for p in split.glob("shard-*")) == shards
+    assert all((single / name).read_bytes() == (split / name).read_bytes() for name in shards)
+
+
+def test_slurm_array_script_builds_its_part_with_resume(tmp_path: Path) -> None:
+    """configs/slurm/shards.sbatch: task I of an N-task array runs part I of N with --resume, the script's arguments
+    last; outside an array it stops with a message."""
+    script = REPO_ROOT / "configs" / "slurm" / "shards.sbatch"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    assert "#SBATCH --array=0-7" in text and "#SBATCH --requeue" in text and "anydepth shards merge" in text
+    fake = tmp_path / "anydepth"
+    fake.write_text('#!/bin/bash\nprintf "%s\\n" "$@"\n')
+    fake.chmod(0o755)
+    env = {"PATH": os.environ["PATH"], "SLURM_SUBMIT_DIR": str(tmp_path), "SLURM_CPUS_PER_TASK": "16"}
+    env.update(SOURCE="images", ROOT="/data/photos", NAME="photos", ANYDEPTH=str(fake))
+    array = {"SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4"}
+    run = subprocess.run(
+        ["bash", str(script), "--max-side", "1024"], env={**env, **array}, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        "job 7_2 (restart 0): part 2 of 4, images /data/photos -> data_shards/photos",
+        *("shards", "build", "--source", "images", "--out", "data_shards/photos", "--workers", "16"),
+        *("--root", "/data/photos", "--num-parts", "4", "--part", "2", "--resume", "--max-side", "1024"),
+    ]
+    run = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert run.returncode != 0 and "submit as an array job" in run.stderr

@@ -2,58 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import lightning.pytorch as pl
-import numpy as np
 import pytest
 import torch
-import webdataset as wds
 
 from anydepth.data.datamodules import EvalDataModule, LabeledDataModule, MixedDataModule, UnlabeledDataModule
-from anydepth.data.transforms import (
-    nearest_indices,
-)
-from anydepth.shards.manifest import Manifest, ShardRecord
+from anydepth.data.transforms import nearest_indices
 from anydepth.shards.reader import ShardSpecError, resolve_shards
-from anydepth.shards.schema import Sample, encode_sample
+
+from helpers.shards import SIZES, write_broken_shard, write_shards
 
 S = 28  # training crop in these tests (two patches)
-SIZES = ((20, 30), (30, 20), (17, 23), (24, 24))  # image (H, W): landscape, portrait, odd, square
 WORKERS = (0, 2)
-
-
-def make_sample(key: str, kind: str | None, index: int, rng: np.random.Generator) -> Sample:
-    height, width = SIZES[index % len(SIZES)]
-    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    if kind is None:
-        return Sample(key=key, image=image, meta={"label_kind": None})
-    label = rng.uniform(1.0, 10.0, (height, width)).astype(np.float32)
-    label[rng.random((height, width)) < 0.1] = 0.0  # invalid pixels (default mask: label > 0)
-    sky = np.zeros((height, width), bool)
-    if index % 2:
-        sky[:3] = True  # sky band on top, with invalid depth there
-        label[:3] = np.inf
-    return Sample(key=key, image=image, label=label, sky=sky if index % 2 else None, meta={"label_kind": kind})
-
-
-def write_shards(directory: Path, prefix: str, kind: str | None, counts: list[int], manifest: bool = True) -> list[str]:
-    """Shards ``shard-<i>.tar`` of ``counts[i]`` samples each (keys ``<prefix><i>_<j>``); returns all keys."""
-    directory.mkdir(parents=True)
-    rng = np.random.default_rng(len(prefix))
-    keys, records = [], []
-    for i, count in enumerate(counts):
-        name = f"shard-{i:06d}.tar"
-        with wds.TarWriter(str(directory / name)) as writer:
-            for j in range(count):
-                keys.append(f"{prefix}{i}_{j}")
-                writer.write(encode_sample(make_sample(keys[-1], kind, i + j, rng)))
-        records.append(ShardRecord(name=name, samples=count, bytes=(directory / name).stat().st_size, sha256=""))
-    if manifest:
-        Manifest(source="test", builder_version="0", shards=records, label_kind=kind).save(directory)
-    return keys
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +68,7 @@ def test_labeled_datamodule(data: dict, workers: int) -> None:
     loader = dm.train_dataloader()
     batches = list(loader)
     assert len(batches) == len(loader) == len(keys) // 4  # one rank: num_samples // batch_size
+    assert sorted(k for b in batches for k in b["key"]) == sorted(keys)  # an exact epoch: every sample once
     for batch in batches:
         check_train_batch(batch, 4)
         assert set(batch["key"]) <= set(keys) and batch["label_kind"] == ["depth"] * 4
@@ -136,7 +100,7 @@ def test_unlabeled_datamodule(data: dict, workers: int) -> None:
     directory, keys = data["unlabeled"]
     loader = UnlabeledDataModule([directory], batch_size=2, num_workers=workers, size=S).train_dataloader()
     batches = list(loader)
-    assert len(batches) == len(keys) // 2
+    assert len(batches) == len(loader) == (5 if workers == 0 else 4)  # 2 shards of 5: 2 workers drop one sample each
     for batch in batches:
         check_train_batch(batch, 2, labeled=False)
     pseudo = UnlabeledDataModule([data["pseudo"][0]], batch_size=3, num_workers=workers, size=S)
@@ -164,31 +128,70 @@ def test_mixed_datamodule_has_one_to_two_ratio(data: dict, workers: int) -> None
 
 
 @pytest.mark.parametrize("workers", WORKERS)
-def test_ranks_read_disjoint_shards_without_resampling(data: dict, workers: int) -> None:
+def test_mixed_labeled_stream_cycles_through_its_own_exact_epochs(data: dict, workers: int) -> None:
+    """The epoch is one sweep over the pseudo-labeled set (24 samples, 6 per step: 4 steps, 3 with two workers);
+    the labeled stream (24 samples, 3 per step: labeled epochs of 8 batches) runs on across student epochs, every
+    labeled epoch holding every labeled sample once."""
+    labeled, pseudo = data["labeled"], data["pseudo"]
+    dm = MixedDataModule([labeled[0]], [pseudo[0]], labeled_batch_size=3, num_workers=workers, size=S)
+    loader = dm.train_dataloader()
+    epochs = [list(loader) for _ in range(4)]
+    steps = 4 if workers == 0 else 3  # two workers: 8 + 8 | 8 -> 16 // 6 + 8 // 6
+    assert [len(epoch) for epoch in epochs] == [steps] * 4 == [len(loader)] * 4
+    for epoch in epochs:  # an exact sweep over the pseudo-labeled set
+        assert len({k for batch, _, _ in epoch for k in batch["unlabeled"]["key"]}) == steps * 6
+    stream = [k for epoch in epochs for batch, _, _ in epoch for k in batch["labeled"]["key"]]
+    assert len(loader.iterables["labeled"].dataset) == 8
+    for start in range(0, len(stream), 8 * 3):  # labeled epochs, the last one possibly cut short
+        chunk = stream[start : start + 8 * 3]
+        assert len(set(chunk)) == len(chunk) and set(chunk) <= set(labeled[1])
+    assert len(stream) == 4 * steps * 3 and len(set(stream)) == len(labeled[1])
+
+
+def test_resampled_mixed_datamodule(data: dict) -> None:
+    dm = MixedDataModule(
+        [data["labeled"][0]],
+        [data["pseudo"][0]],
+        labeled_batch_size=2,
+        num_workers=0,
+        size=S,
+        resampled=True,
+        samples_per_epoch=40,
+    )
+    steps = list(dm.train_dataloader())
+    assert len(steps) == 40 // 4
+    unlabeled = [k for batch, _, _ in steps for k in batch["unlabeled"]["key"]]
+    assert len(set(unlabeled)) < len(unlabeled) == 40  # drawn with replacement
+
+
+@pytest.mark.parametrize("workers", WORKERS)
+def test_ranks_read_disjoint_shards_in_exact_epochs(data: dict, workers: int) -> None:
+    """Shards of 3, 7 and 11 samples over two ranks, dealt by counts: 11 | 7 + 3. Both ranks yield the batches of
+    the poorer one (one worker: 5; two: 5 // 2 + ... over its workers), the rest is the documented remainder."""
     directory, keys = data["uneven"]
-    seen = []
+    seen, lengths = [], []
     for rank in (0, 1):
-        dm = LabeledDataModule(
-            [directory], batch_size=2, num_workers=workers, size=S, resampled=False, rank=rank, world_size=2
-        )
+        dm = LabeledDataModule([directory], batch_size=2, num_workers=workers, size=S, rank=rank, world_size=2)
         loader = dm.train_dataloader()
         rank_keys = keys_of(loader)
-        assert len(rank_keys) == len(set(rank_keys)) and len(list(loader)) == len(loader)
+        assert len(rank_keys) == len(set(rank_keys)) == 2 * len(loader)
         seen.append({k.split("_")[0] for k in rank_keys})  # shard ids
-    assert seen[0] and seen[1] and not seen[0] & seen[1]  # disjoint shards per rank
+        lengths.append(len(loader))
+    assert seen == [{"e2"}, {"e0", "e1"}]  # disjoint shards per rank
+    assert lengths == [5, 5] if workers == 0 else lengths == [4, 4]  # two workers: 11 | 0 and 7 | 3 -> 5 | 0, 3 + 1
 
 
 @pytest.mark.filterwarnings("ignore:This DataLoader will create 3 worker processes")
 @pytest.mark.parametrize("workers", (0, 2, 3))
 def test_resampled_ranks_get_equal_batch_counts(data: dict, workers: int) -> None:
-    """Shards of 3, 7 and 11 samples over two ranks: with_epoch after batching gives every rank
-    21 // (2 * 2) = 5 batches, whatever the number of workers."""
+    """Shards of 3, 7 and 11 samples over two ranks, resampled: every rank gets 21 // (2 * 2) = 5 batches, whatever
+    the number of workers."""
     directory, keys = data["uneven"]
+    options = dict(batch_size=2, num_workers=workers, size=S, resampled=True)
     for rank in (0, 1):
-        dm = LabeledDataModule([directory], batch_size=2, num_workers=workers, size=S, rank=rank, world_size=2)
-        loader = dm.train_dataloader()
+        loader = LabeledDataModule([directory], rank=rank, world_size=2, **options).train_dataloader()
         assert len(list(loader)) == len(loader) == len(keys) // (2 * 2) == 5
-    dm = LabeledDataModule([directory], batch_size=2, num_workers=workers, size=S, samples_per_epoch=12)
+    dm = LabeledDataModule([directory], samples_per_epoch=12, **options)
     assert len(list(dm.train_dataloader())) == 6
 
 
@@ -206,22 +209,6 @@ def test_determinism_under_a_seed(data: dict, workers: int) -> None:
     keys_b, tensors_b = run(0)
     assert keys_a == keys_b and all(torch.equal(a, b) for a, b in zip(tensors_a, tensors_b))  # crops too
     assert run(1)[0] != keys_a
-
-
-def write_broken_shard(path: Path) -> list[str]:
-    """Good samples around a corrupt image, a corrupt label and a too-small image; returns the good keys."""
-    rng = np.random.default_rng(1)
-    meta = json.dumps({"label_kind": "depth"}).encode()
-    good = make_sample("good_a", "depth", 0, rng)
-    with wds.TarWriter(str(path)) as writer:
-        writer.write(encode_sample(good))
-        writer.write({"__key__": "bad_image", "image.jpg": b"\xff\xd8\xff\xe0 not a jpeg", "meta.json": meta})
-        record = encode_sample(make_sample("bad_label", "depth", 1, rng))
-        record["label.npy"] = b"\x93NUMPY garbage"
-        writer.write(record)
-        writer.write(encode_sample(Sample(key="tiny", image=np.zeros((8, 8, 3), np.uint8))))
-        writer.write(encode_sample(make_sample("good_b", "depth", 2, rng)))
-    return ["good_a", "good_b"]
 
 
 @pytest.mark.parametrize("workers", WORKERS)
@@ -250,10 +237,12 @@ def test_shard_specs_and_epoch_lengths(data: dict, tmp_path: Path) -> None:
     with pytest.raises(ShardSpecError, match="matches no file"):
         resolve_shards(f"{directory}/nothing-*.tar")
     write_shards(tmp_path / "bare", "b", "depth", [4], manifest=False)
-    with pytest.raises(ValueError, match="samples_per_epoch"):
+    with pytest.raises(ValueError, match="exact epochs need sample counts.*or set resampled and samples_per_epoch"):
         LabeledDataModule([str(tmp_path / "bare/*.tar")], num_workers=0).train_dataloader()
-    dm = LabeledDataModule([str(tmp_path / "bare/*.tar")], batch_size=2, num_workers=0, size=S, samples_per_epoch=4)
-    assert len(list(dm.train_dataloader())) == 2
+    with pytest.raises(ValueError, match="samples_per_epoch sizes resampled epochs: set data.init_args.resampled"):
+        LabeledDataModule([str(tmp_path / "bare/*.tar")], samples_per_epoch=4)
+    options = dict(batch_size=2, num_workers=0, size=S, resampled=True, samples_per_epoch=4)
+    assert len(list(LabeledDataModule([str(tmp_path / "bare/*.tar")], **options).train_dataloader())) == 2
 
 
 def test_eval_datamodule_batches(data: dict) -> None:

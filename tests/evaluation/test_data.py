@@ -13,6 +13,8 @@ from anydepth.shards.schema import Sample
 
 from helpers.fabricate import fabricate_benchmark
 
+SCANNET = {"scannet": {"min_depth": 0.001, "max_depth": 10.0}}  # a user's benchmark without a reader of its name
+
 
 def test_benchmarks_are_read_from_the_directory_their_protocol_names(tmp_path: Path) -> None:
     fabricate_benchmark(tmp_path / "v2", "nyuv2", 1)
@@ -25,6 +27,15 @@ def test_benchmarks_are_read_from_the_directory_their_protocol_names(tmp_path: P
     wrong = load_protocols(overrides={"nyuv2": {"shards": "v2/test"}})
     with pytest.raises(EvaluationError, match=f"but {tmp_path / 'v2'} holds nyuv2/"):  # lists the named parent
         benchmark_shards(["nyuv2"], tmp_path, wrong)
+
+
+def test_missing_shards_name_the_reader_that_builds_them(tmp_path: Path) -> None:
+    with pytest.raises(EvaluationError) as info:
+        benchmark_shards(["nyuv2-metric", "hypersim-metric", "scannet"], tmp_path, load_protocols(overrides=SCANNET))
+    message = str(info.value)  # metric protocols read the shards of their reader's kind
+    assert f"--source nyuv2 --root <nyuv2 dataset root> --out {tmp_path / 'nyuv2'}`" in message
+    assert f"--source hypersim --root <hypersim dataset root> --out {tmp_path / 'hypersim' / 'val'}`" in message
+    assert f"--source <reader kind> --root <scannet dataset root> --out {tmp_path / 'scannet'}`" in message
 
 
 def test_partial_benchmark_directories_are_reported(tmp_path: Path) -> None:
@@ -63,6 +74,8 @@ def test_disparity_shards_are_accepted_and_unlabeled_ones_refused(tmp_path: Path
     manifest.label_kind = "disparity"
     manifest.save(tmp_path / "nyuv2")
     assert benchmark_shards(["nyuv2"], tmp_path) == {"nyuv2": tmp_path / "nyuv2"}
+    with pytest.raises(EvaluationError, match="label_kind='disparity', but metric evaluation compares metres"):
+        benchmark_shards(["nyuv2-metric"], tmp_path)  # the same shards: no metres to compare with
     manifest.label_kind = None
     manifest.save(tmp_path / "nyuv2")
     with pytest.raises(EvaluationError, match="label_kind=None, but zero-shot evaluation needs ground truth"):

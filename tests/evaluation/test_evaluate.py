@@ -1,6 +1,6 @@
 """``anydepth eval`` and ``evaluate()`` end to end on fabricated benchmark shards and the real demo-eval shard
 (disparity ground truth) with tiny models, one or several checkpoints, against the official inference path image by
-image (offline, CPU)."""
+image (offline, CPU); metric mode with tiny metric models, one whose metres are known exactly (coded images)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from anydepth.models import DepthAnything
 from anydepth.shards.schema import Sample
 from anydepth.sources.build import build_shards
 
-from helpers.fabricate import tiny_checkpoint
+from helpers.fabricate import coded_nyuv2, tiny_checkpoint, tiny_metric_checkpoint
+from helpers.fuzz import error_line
+from helpers.metric import CodedDepth
 
 INPUT_SIZE = 28
 
@@ -256,3 +258,98 @@ def test_eval_cli_on_the_demo_disparity_shard(
     for key in METRIC_NAMES:
         assert metrics[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), key
     assert metrics[IMAGES] == 1
+
+
+# ---------------------------------------------------------------------------------------------- metric depth
+
+
+@pytest.fixture(scope="module")
+def coded_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root with nyuv2 shards built by the nyuv2 reader from coded NYU files (3 test images)."""
+    raw, root = tmp_path_factory.mktemp("coded-nyu"), tmp_path_factory.mktemp("coded-shards")
+    coded_nyuv2(raw)
+    build_shards("nyuv2", raw, root / "nyuv2", samples_per_shard=2, image_format="png")
+    return root
+
+
+def coded_eval(model: DepthAnything, benchmarks: list[str], root: Path) -> dict[str, dict[str, float]]:
+    return evaluate(model, benchmarks, root, input_size=28, num_workers=0, accelerator="cpu", progress=False)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.1, 0.9])
+def test_a_metric_prediction_is_scored_without_alignment(coded_root: Path, scale: float) -> None:
+    metrics = coded_eval(CodedDepth(scale), ["nyuv2-metric"], coded_root)["nyuv2-metric"]
+    assert metrics[IMAGES] == 3
+    assert metrics["abs_rel"] == pytest.approx(abs(scale - 1), abs=1e-6)  # perfect: 0; 10 % off: exactly 0.1
+    assert metrics["log10"] == pytest.approx(abs(math.log10(scale)), abs=1e-6)
+    assert metrics["rmse_log"] == pytest.approx(abs(math.log(scale)), abs=1e-6)
+    assert metrics["d1"] == 1.0 and metrics["silog"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_a_metric_model_in_relative_mode_is_inverted_and_aligned(coded_root: Path) -> None:
+    metrics = coded_eval(CodedDepth(1.1), ["nyuv2"], coded_root)["nyuv2"]
+    assert metrics["abs_rel"] == pytest.approx(0.0, abs=1e-5) and metrics["d1"] == 1.0  # the scale is aligned away
+
+
+def test_a_relative_model_has_no_metres_to_score(tiny: tuple[Path, DepthAnything], coded_root: Path) -> None:
+    with pytest.raises(EvaluationError, match="nyuv2-metric score metric depth.*the model is relative"):
+        coded_eval(tiny[1], ["nyuv2-metric"], coded_root)
+
+
+@pytest.fixture(scope="module")
+def metric_ckpt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DepthAnything]:
+    path = tmp_path_factory.mktemp("ckpt") / "metric.pth"
+    return path, tiny_metric_checkpoint(path)
+
+
+def test_eval_cli_scores_a_metric_checkpoint_in_metric_mode_by_default(
+    metric_ckpt: tuple[Path, DepthAnything],
+    data_root: tuple[Path, dict[str, list[Sample]]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ckpt, model = metric_ckpt
+    root, samples = data_root
+    output = tmp_path / "metrics.json"
+    argv = ["eval", "--checkpoint", str(ckpt), "--data-root", str(root), "--input-size", str(INPUT_SIZE)]
+    code = main([*argv, "--num-workers", "0", "--accelerator", "cpu", "--output", str(output)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.out.strip().splitlines()
+    assert lines[0].startswith("| benchmark | δ1 | δ2 | δ3 | AbsRel | RMSE | log10 | RMSE log |")  # Tables 3-4
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| nyuv2-metric", "| kitti-metric"]
+    report = json.loads(output.read_text())
+    assert report["protocols"]["kitti-metric"] == PROTOCOLS["kitti-metric"].to_dict()
+    for name in ("nyuv2-metric", "kitti-metric"):
+        expected = reference_metrics(model, name, samples[name.removesuffix("-metric")])  # the metres as they are
+        for key in METRIC_NAMES:
+            assert report["metrics"][name][key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), (name, key)
+    # --mode relative scores the same checkpoint zero-shot: its depth inverted and aligned per image
+    assert run_eval(ckpt, root, "kitti", "--mode", "relative") == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("| benchmark | AbsRel | δ1 |")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--mode", "metric"], "--mode metric: {tiny} is a relative model"),
+        (
+            ["--mode", "relative", "--benchmarks", "nyuv2-metric"],
+            "relative mode: benchmark(s) nyuv2-metric have metric",
+        ),
+        (["--benchmarks", "kitti-metric"], "relative mode: benchmark(s) kitti-metric have metric protocols"),
+        (["--benchmarks", "kitti", "--checkpoint", "{metric}"], "{metric} is a metric model but {tiny} is relative"),
+    ],
+)
+def test_eval_cli_modes_are_checked(
+    extra: list[str],
+    message: str,
+    tiny: tuple[Path, DepthAnything],
+    metric_ckpt: tuple[Path, DepthAnything],
+    data_root: tuple[Path, dict[str, list[Sample]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    paths = {"tiny": tiny[0], "metric": metric_ckpt[0]}
+    argv = ["eval", "--checkpoint", str(tiny[0]), "--data-root", str(data_root[0]), "--input-size", str(INPUT_SIZE)]
+    assert main([*argv, "--num-workers", "0", "--accelerator", "cpu", *(a.format(**paths) for a in extra)]) == 2
+    assert message.format(**paths) in error_line(capsys.readouterr().err, "eval")

@@ -1,5 +1,6 @@
-"""Protocols: the maths of ranges, crops and alignment on constructed cases, the registry (package data, one source
-of the protocols and the default benchmarks), YAML overrides and the protocol table."""
+"""Protocols: the maths of ranges, crops and alignment on constructed cases, the metric protocols (nothing aligned),
+the registry (package data, one source of the protocols and the default benchmarks of each mode), YAML overrides and
+the protocol tables."""
 
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ import yaml
 
 import anydepth.evaluation
 from anydepth.cli import build_parser
+from anydepth.cli.eval import run_benchmarks
 from anydepth.evaluation import (
     CROPS,
     DEFAULT_BENCHMARKS,
     DEFAULT_PROTOCOLS_YAML,
     IMAGES,
+    METRIC_BENCHMARKS,
     PROTOCOLS,
     EvaluationError,
     Protocol,
+    check_mode,
+    default_benchmarks,
     load_protocols,
     protocol_table,
 )
@@ -34,6 +39,13 @@ from helpers import REPO_ROOT
 
 PAPER_BENCHMARKS = ("kitti", "nyuv2", "sintel", "ddad", "eth3d", "diode-indoor", "diode-outdoor")
 """Table 2 of the paper, in its order."""
+METRIC_PROTOCOLS = {  # name -> (shards, crop, max depth); min depth 1e-3, align none
+    "nyuv2-metric": ("nyuv2", "eigen", 10.0),
+    "kitti-metric": ("kitti", "garg", 80.0),
+    "hypersim-metric": ("hypersim/val", "none", 20.0),
+    "vkitti2-metric": ("vkitti2", "garg", 80.0),
+}
+RELATIVE = [name for name, protocol in PROTOCOLS.items() if protocol.mode == "relative"]
 
 
 def depth_in_range(protocol: Protocol, shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -47,8 +59,8 @@ def depth_in_range(protocol: Protocol, shape: tuple[int, ...], seed: int) -> tor
 # ---------------------------------------------------------------------------------------------- protocol maths
 
 
-@pytest.mark.parametrize("name", list(PROTOCOLS))
-def test_affine_disparity_is_perfect_under_every_protocol(name: str, score: Callable[..., dict]) -> None:
+@pytest.mark.parametrize("name", RELATIVE)
+def test_affine_disparity_is_perfect_under_every_relative_protocol(name: str, score: Callable[..., dict]) -> None:
     protocol = PROTOCOLS[name]
     b, h, w = 2, 96, 128
     depth = depth_in_range(protocol, (b, h, w), seed=1)
@@ -91,6 +103,65 @@ def test_constant_multiplicative_error_without_alignment(
     # With disparity alignment the same constant factor is absorbed completely.
     aligned = score(PROTOCOLS["nyuv2"], 1.0 / (factor * depth), depth)
     assert aligned["abs_rel"] == pytest.approx(0.0, abs=1e-5) and aligned["d1"] == 1.0
+
+
+@pytest.mark.parametrize("name", METRIC_PROTOCOLS)
+def test_metric_protocols_score_metres_as_they_are(name: str, score: Callable[..., dict]) -> None:
+    protocol = PROTOCOLS[name]
+    depth = depth_in_range(protocol, (2, 96, 128), seed=2) / 1.2  # 1.1 x depth stays inside the range
+    perfect = score(protocol, depth.clone(), depth)
+    assert perfect["abs_rel"] == perfect["rmse"] == perfect["log10"] == 0.0 and perfect["d1"] == 1.0
+    off = score(protocol, 1.1 * depth, depth)  # a 10 % scale error: nothing aligns it away
+    assert off["abs_rel"] == pytest.approx(0.1, rel=1e-5) and off["d1"] == 1.0
+    assert off["log10"] == pytest.approx(math.log10(1.1), rel=1e-4)
+    assert off["rmse_log"] == pytest.approx(math.log(1.1), rel=1e-4)
+    keep = protocol.crop_mask(96, 128)
+    assert off["rmse"] == pytest.approx(sum(0.1 * float((d[keep] ** 2).mean().sqrt()) for d in depth) / 2, rel=1e-5)
+    # the prediction is clamped to the range: anything beyond the cap scores as the cap
+    capped = score(protocol, torch.full_like(depth, protocol.max_depth), depth)
+    assert score(protocol, torch.full_like(depth, 1e6), depth) == capped
+    # the crop and range are the protocol's: garbage outside them does not count
+    pred = depth.clone()
+    pred[:, ~protocol.crop_mask(96, 128)] = 1e3
+    assert score(protocol, pred, depth)["abs_rel"] == 0.0
+
+
+def test_metric_protocols_of_the_registry(tmp_path: Path) -> None:
+    for name, (shards, crop, max_depth) in METRIC_PROTOCOLS.items():
+        protocol = PROTOCOLS[name]
+        assert (protocol.shards, protocol.crop, protocol.min_depth, protocol.max_depth) == (
+            shards,
+            crop,
+            1e-3,
+            max_depth,
+        )
+        assert protocol.align == "none" and protocol.mode == "metric"
+    assert METRIC_BENCHMARKS == ("nyuv2-metric", "kitti-metric")  # Tables 3 and 4
+    for name in METRIC_BENCHMARKS:  # the zero-shot benchmark's test shards, crop and range, scored without alignment
+        metric, relative = PROTOCOLS[name], PROTOCOLS[name.removesuffix("-metric")]
+        assert metric.shard_dir(tmp_path) == relative.shard_dir(tmp_path)
+        assert dataclasses.replace(relative, name=name, align="none", note="", shards=metric.shards) == (
+            dataclasses.replace(metric, note="")
+        )
+    assert [name for name in PROTOCOLS if name not in RELATIVE] == list(METRIC_PROTOCOLS)
+
+
+def test_modes_never_mix_in_one_run(score: Callable[..., dict]) -> None:
+    assert default_benchmarks("relative") == DEFAULT_BENCHMARKS and default_benchmarks("metric") == METRIC_BENCHMARKS
+    check_mode(["kitti", "demo"], PROTOCOLS, "relative")
+    check_mode(list(METRIC_PROTOCOLS), PROTOCOLS, "metric")
+    with pytest.raises(EvaluationError, match=r"metric mode: benchmark\(s\) nyuv2 have relative protocols"):
+        check_mode(["nyuv2-metric", "nyuv2"], PROTOCOLS, "metric")
+    with pytest.raises(EvaluationError, match=r"relative mode: benchmark\(s\) kitti-metric have metric protocols"):
+        check_mode(["kitti", "kitti-metric"], PROTOCOLS, "relative")
+    with pytest.raises(EvaluationError, match="mode must be one of relative, metric"):
+        default_benchmarks("absolute")
+    # A metric model under a relative protocol: its depth, inverted, is aligned like any disparity.
+    protocol = PROTOCOLS["nyuv2"]
+    depth = depth_in_range(protocol, (2, 48, 64), seed=3) / 1.2
+    assert score(protocol, protocol.as_disparity(1.1 * depth), depth)["abs_rel"] == pytest.approx(0.0, abs=1e-5)
+    clamped = protocol.as_disparity(torch.tensor([0.0, 20.0], dtype=torch.float64))  # to the range, 1e-3-10 m
+    assert clamped.tolist() == pytest.approx([1000.0, 0.1])
 
 
 def test_eigen_crop_keeps_426_by_560_of_480_by_640() -> None:
@@ -162,10 +233,11 @@ def test_protocol_shard_directory(tmp_path: Path) -> None:
 
 def test_the_registry_holds_every_protocol_and_the_default_benchmarks() -> None:
     assert DEFAULT_BENCHMARKS == PAPER_BENCHMARKS
-    assert list(PROTOCOLS) == [*PAPER_BENCHMARKS, "demo"]  # demo: a protocol, not a default benchmark
+    assert list(PROTOCOLS) == [*PAPER_BENCHMARKS, *METRIC_PROTOCOLS, "demo"]  # demo: a protocol, not a default
     assert all(isinstance(p, Protocol) and p.name == name and p.note for name, p in PROTOCOLS.items())
     registry = yaml.safe_load(DEFAULT_PROTOCOLS_YAML.read_text())
     assert registry["default_benchmarks"] == list(DEFAULT_BENCHMARKS)
+    assert registry["metric_benchmarks"] == list(METRIC_BENCHMARKS)
     assert registry["protocols"] == {name: p.to_dict() for name, p in PROTOCOLS.items()}  # every field explicit
     # package data inside the package (installed with it), not a file of the source checkout
     assert Path(str(DEFAULT_PROTOCOLS_YAML)).parent == Path(anydepth.evaluation.__file__).parent
@@ -177,7 +249,10 @@ def test_the_registry_holds_every_protocol_and_the_default_benchmarks() -> None:
 
 def test_the_cli_the_lightning_config_and_the_makefile_take_the_registry_defaults() -> None:
     args = build_parser().parse_args(["eval", "--checkpoint", "c.pth", "--data-root", "d"])
-    assert args.benchmarks == ",".join(DEFAULT_BENCHMARKS)
+    assert args.benchmarks is None and args.mode is None  # the checkpoint's head picks the registry's list
+    assert run_benchmarks(None, PROTOCOLS, "relative") == list(DEFAULT_BENCHMARKS)
+    assert run_benchmarks(None, PROTOCOLS, "metric") == list(METRIC_BENCHMARKS)
+    assert run_benchmarks(" kitti-metric,", PROTOCOLS, "metric") == ["kitti-metric"]
     config = yaml.safe_load((REPO_ROOT / "configs" / "eval" / "test.yaml").read_text())
     assert config["data"]["init_args"]["benchmarks"] == list(DEFAULT_BENCHMARKS)
     makefile = (REPO_ROOT / "Makefile").read_text()
@@ -227,8 +302,10 @@ def test_bad_protocol_files_are_clear_errors(tmp_path: Path, text: str, match: s
         load_protocols(path)
 
 
-def test_readme_shows_the_current_protocol_table() -> None:
-    assert protocol_table() in (REPO_ROOT / "README.md").read_text()
+def test_readme_shows_the_current_protocol_tables() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert protocol_table() in readme
+    assert protocol_table({name: PROTOCOLS[name] for name in METRIC_PROTOCOLS}) in readme
 
 
 def test_protocol_table_lists_the_paper_benchmarks_by_default() -> None:

@@ -21,6 +21,14 @@ def test_format_markdown_table() -> None:
     assert format_markdown_table({"x": {"d1": 0.5, "abs_rel": 0.25}}).splitlines()[2] == "| x | 0.250 | 0.500 |"
 
 
+def test_metric_tables_follow_the_papers_tables_3_and_4() -> None:
+    full = {name: 0.1234 * (i + 1) for i, name in enumerate(METRIC_NAMES)}
+    lines = format_markdown_table({"nyuv2-metric": {**full, IMAGES: 654}}, metric=True).splitlines()
+    header = "| benchmark | δ1 | δ2 | δ3 | AbsRel | RMSE | log10 | RMSE log | SqRel | SILog | images |"
+    assert lines[0] == header  # Table 3's columns, then Table 4's RMSE log, then the rest
+    assert lines[2] == "| nyuv2-metric | 0.864 | 0.987 | 1.111 | 0.123 | 0.370 | 0.617 | 0.494 | 0.247 | 0.740 | 654 |"
+
+
 def test_format_markdown_table_of_several_models() -> None:
     teacher = {"kitti": {"abs_rel": 0.1, "d1": 0.9, IMAGES: 2}, "nyuv2": {"abs_rel": 0.2, "d1": 0.8, IMAGES: 3}}
     student = {"nyuv2": {"abs_rel": 0.05, "d1": float("nan"), IMAGES: 3}}

@@ -433,6 +433,52 @@ def kitti(root: Path) -> int:
     return 4
 
 
+NYU_SYNC_FRAMES = (("kitchen_0028b", 45), ("kitchen_0028b", 46), ("living_room_0010", 0))  # frame i: depth_mm(i)
+
+
+def nyu_sync_frame(root: Path, scene: str, frame: int, seed: int) -> str:
+    """Write sync/<scene>/rgb_<frame>.jpg (seed ``seed``) and sync_depth_<frame>.png (``depth_mm(seed)``); returns
+    its line of nyudepthv2_train_files_with_gt.txt."""
+    write_image(root / "sync" / scene / f"rgb_{frame:05d}.jpg", seed, format="JPEG")
+    write_png16(root / "sync" / scene / f"sync_depth_{frame:05d}.png", depth_mm(seed))
+    return f"/{scene}/rgb_{frame:05d}.jpg /{scene}/sync_depth_{frame:05d}.png 518.8579"
+
+
+def nyuv2_train(root: Path) -> int:
+    """``nyuv2-train``: ``NYU_SYNC_FRAMES`` in BTS's sync layout, listed in nyudepthv2_train_files_with_gt.txt (the
+    first line twice, a comment and a blank line); an unlisted frame 99 of the first scene."""
+    lines = [nyu_sync_frame(root, scene, frame, i) for i, (scene, frame) in enumerate(NYU_SYNC_FRAMES)]
+    nyu_sync_frame(root, NYU_SYNC_FRAMES[0][0], 99, 9)  # not listed: not read
+    text = "\n".join(["# BTS train list", *lines, "", lines[0]]) + "\n"
+    (root / "nyudepthv2_train_files_with_gt.txt").write_text(text)
+    return len(NYU_SYNC_FRAMES)
+
+
+def kitti_list_line(drive: str, camera: str, frame: int, gt: bool = True) -> str:
+    """One line of BTS's kitti_eigen_{train,test}_files_with_gt.txt (``None``: no ground truth)."""
+    date = KITTI_DRIVES[drive][0]
+    truth = f"{drive}/proj_depth/groundtruth/{camera}/{frame:010d}.png" if gt else "None"
+    return f"{date}/{drive}/{camera}/data/{frame:010d}.png {truth} 721.5377"
+
+
+KITTI_TRAIN_FRAMES = (  # (drive, camera, frame) listed in the fabricated training list, all with ground truth
+    ("2011_09_26_drive_0002_sync", "image_02", 5),
+    ("2011_09_26_drive_0002_sync", "image_02", 6),
+    ("2011_09_30_drive_0016_sync", "image_03", 3),
+)
+
+
+def kitti_eigen_train(root: Path) -> int:
+    """``kitti-eigen-train``: kitti_eigen_train_files_with_gt.txt (BTS format) listing ``KITTI_TRAIN_FRAMES`` and a
+    frame whose ground truth is ``None`` (skipped); raw frame 69 of drive 0002 exists but is not listed."""
+    for drive, camera, frame in (*KITTI_TRAIN_FRAMES, ("2011_09_26_drive_0002_sync", "image_02", 69)):
+        kitti_frame(root, drive, camera, frame)
+    lines = [kitti_list_line(*frame) for frame in KITTI_TRAIN_FRAMES]
+    lines.append(kitti_list_line("2011_09_26_drive_0002_sync", "image_02", 7, gt=False))
+    (root / "kitti_eigen_train_files_with_gt.txt").write_text("\n".join(lines) + "\n")
+    return len(KITTI_TRAIN_FRAMES)
+
+
 def write_dpt(path: Path, depth: np.ndarray) -> None:
     """Write an MPI Sintel .dpt: float32 tag 202021.25, int32 width, int32 height, float32 rows (little-endian)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -550,7 +596,10 @@ def diode_outdoor(root: Path) -> int:
 
 
 # The demo kinds read nothing from root: their "datasets" are installed photos or rendered scenes.
-SOURCE_KWARGS: dict[str, dict[str, Any]] = {"demo-train": {"num_scenes": 3, "size": (48, 64)}}
+SOURCE_KWARGS: dict[str, dict[str, Any]] = {
+    "demo-train": {"num_scenes": 3, "size": (48, 64)},
+    "demo-seg": {"num_scenes": 3, "size": (48, 64)},
+}
 
 
 def demo_unlabeled(root: Path) -> int:
@@ -563,6 +612,45 @@ def demo_eval(root: Path) -> int:
 
 def demo_train(root: Path) -> int:
     return SOURCE_KWARGS["demo-train"]["num_scenes"]
+
+
+def demo_seg(root: Path) -> int:
+    return SOURCE_KWARGS["demo-seg"]["num_scenes"]
+
+
+def class_ids(seed: int, high: int, h: int = H, w: int = W) -> np.ndarray:
+    """Random 8-bit class ids in [0, high)."""
+    return np.random.default_rng(seed).integers(0, high, (h, w), dtype=np.uint8)
+
+
+def ade20k(root: Path) -> int:
+    """ADEChallengeData2016: two training images with 8-bit annotations (0 = other .. 150), one validation pair and a
+    stray file, both ignored for the default split."""
+    base = root / "ADEChallengeData2016"
+    for index, split in ((1, "training"), (2, "training"), (1, "validation")):
+        name = f"ADE_{split[:5] if split == 'training' else 'val'}_{index:08d}"
+        write_image(base / "images" / split / f"{name}.jpg", seed=index)
+        write_png8(base / "annotations" / split / f"{name}.png", class_ids(index, 151))
+    (base / "images" / "training" / "index.txt").write_text("not an image")
+    return 2
+
+
+def cityscapes(root: Path) -> int:
+    """Cityscapes fine: one frame with ``labelTrainIds`` (and the colour and instance files the reader ignores), one
+    with only the released ``labelIds``; a val frame ignored for the default split."""
+    frames = (
+        ("train", "aachen", "aachen_000000_000019", "labelTrainIds"),
+        ("train", "bochum", "bochum_000000_000313", "labelIds"),
+        ("val", "lindau", "lindau_000000_000019", "labelTrainIds"),
+    )
+    for seed, (split, city, stem, kind) in enumerate(frames):
+        write_image(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", seed=seed)
+        gt = root / "gtFine" / split / city
+        ids = class_ids(seed, 19 if kind == "labelTrainIds" else 34)
+        write_png8(gt / f"{stem}_gtFine_{kind}.png", ids)
+        write_png8(gt / f"{stem}_gtFine_instanceIds.png", ids)
+        write_image(gt / f"{stem}_gtFine_color.png", seed=seed)
+    return 2
 
 
 FABRICATORS: dict[str, Callable[[Path], int]] = {
@@ -578,6 +666,8 @@ FABRICATORS: dict[str, Callable[[Path], int]] = {
     "vkitti2": vkitti2,
     "nyuv2": nyuv2,
     "kitti": kitti,
+    "nyuv2-train": nyuv2_train,
+    "kitti-eigen-train": kitti_eigen_train,
     "sintel": sintel,
     "ddad": ddad,
     "eth3d": eth3d,
@@ -586,6 +676,9 @@ FABRICATORS: dict[str, Callable[[Path], int]] = {
     "demo-unlabeled": demo_unlabeled,
     "demo-eval": demo_eval,
     "demo-train": demo_train,
+    "ade20k": ade20k,
+    "cityscapes": cityscapes,
+    "demo-seg": demo_seg,
 }
 
 
@@ -656,3 +749,46 @@ def tiny_checkpoint(path: Path, seed: int = 3) -> Any:
         model.depth_head.scratch.output_conv2[2].bias.fill_(0.5)
     model.save_checkpoint(path, format="anydepth")
     return model
+
+
+def tiny_metric_checkpoint(path: Path, max_depth: float = 10.0, seed: int = 5) -> Any:
+    """Write a tiny random metric ``DepthAnything`` (``TINY`` sizes, ``head="metric"``: depth in metres, sigmoid x
+    ``max_depth``) as an anydepth checkpoint at ``path``; returns the model (eval mode)."""
+    import torch
+
+    from anydepth.models import DepthAnything
+
+    from helpers import TINY
+
+    torch.manual_seed(seed)
+    model = DepthAnything(**TINY, head="metric", max_depth=max_depth).eval()
+    model.save_checkpoint(path, format="anydepth")
+    return model
+
+
+# ------------------------------------------------------------------------------------------- coded metric depth
+# Images whose red channel encodes metric depth, for exact metric evaluation and inference tests: the coded model
+# (helpers.metric_models.CodedDepth) reads the depth back, so its metres are known to the last bit.
+
+CODED_DEPTH = (0.5, 0.03)
+"""``(offset, step)``: a coded pixel of red value ``r`` is ``0.5 + 0.03 r`` metres away (0.5-8.15 m)."""
+CODED_SIZE = (28, 42)
+"""Coded benchmark images (H, W): multiples of 14, so at input size 28 the network sees them unresampled."""
+
+
+def coded_depth(images: np.ndarray) -> np.ndarray:
+    """The depth (float32 metres) that ``... x H x W x 3`` coded images encode in their red channel."""
+    offset, step = CODED_DEPTH
+    return (np.float32(offset) + np.float32(step) * images[..., 0].astype(np.float32)).astype(np.float32)
+
+
+def coded_nyuv2(root: Path, count: int = 3) -> np.ndarray:
+    """``nyuv2`` files (labeled .mat + splits.mat, every image in the test split) of ``count`` random coded images of
+    ``CODED_SIZE`` whose ground truth is their ``coded_depth``, 0 (invalid) on the first row's first 5 pixels; returns
+    the ground truth (N x H x W)."""
+    images = np.random.default_rng(7).integers(0, 256, (count, *CODED_SIZE, 3), dtype=np.uint8)
+    depths = coded_depth(images)
+    depths[:, 0, :5] = 0.0
+    write_nyu_mat(root / "nyu_depth_v2_labeled.mat", images, depths)
+    write_mat_v5(root / "splits.mat", {"testNdxs": np.arange(1, count + 1)[:, None]}, storage="u1")
+    return depths

@@ -1,4 +1,5 @@
-"""Benchmark readers (NYUv2, KITTI, Sintel, DDAD, ETH3D, DIODE): tiny files in each published format -> exact values.
+"""Benchmark readers (NYUv2, KITTI, Sintel, DDAD, ETH3D, DIODE) and the metric training sets of NYUv2 and KITTI:
+tiny files in each published format -> exact values.
 
 Arrays are asymmetric (H != W, values depending on row and column differently), so a transposed or flipped read
 fails: NYU's HDF5 arrays are stored transposed (MATLAB's column-major H x W x 3 x N), Sintel's .dpt and ETH3D's raw
@@ -22,27 +23,32 @@ from anydepth.sources.benchmarks import BenchmarkSource
 from anydepth.sources.benchmarks.ddad import DDADSource
 from anydepth.sources.benchmarks.diode import DIODEIndoorSource, DIODEOutdoorSource, DIODESource
 from anydepth.sources.benchmarks.eth3d import ETH3DSource
-from anydepth.sources.benchmarks.kitti import KITTISource
-from anydepth.sources.benchmarks.nyuv2 import NYUv2Source
+from anydepth.sources.benchmarks.kitti import KITTIEigenTrainSource, KITTISource
+from anydepth.sources.benchmarks.nyuv2 import NYUv2Source, NYUv2TrainSource
 from anydepth.sources.benchmarks.sintel import SintelSource
 
 from helpers.fabricate import (
     DIODE_SCANS,
     ETH3D_IMAGES,
     KITTI_DRIVES,
+    KITTI_TRAIN_FRAMES,
     NYU_COUNT,
     NYU_H,
+    NYU_SYNC_FRAMES,
     NYU_TEST,
     NYU_W,
     SINTEL_FRAMES,
+    depth_mm,
     diode,
     diode_mask,
     eth3d_depth,
     fabricate,
     kitti_frame,
     kitti_gt,
+    kitti_list_line,
     lidar,
     nyu_arrays,
+    nyu_sync_frame,
     ramp,
     rgb,
     write_image,
@@ -50,7 +56,17 @@ from helpers.fabricate import (
     write_npy,
 )
 
-KINDS = ("nyuv2", "kitti", "sintel", "ddad", "eth3d", "diode-indoor", "diode-outdoor")
+KINDS = (
+    "nyuv2",
+    "kitti",
+    "nyuv2-train",
+    "kitti-eigen-train",
+    "sintel",
+    "ddad",
+    "eth3d",
+    "diode-indoor",
+    "diode-outdoor",
+)
 KEY = re.compile(r"^[A-Za-z0-9_\-/]+$")
 DRIVE_A, DRIVE_B = KITTI_DRIVES
 
@@ -92,6 +108,8 @@ def test_registered_and_readable(kind: str, tmp_path: Path) -> None:
     count = fabricate(kind, tmp_path)
     samples = check(cls(tmp_path), count)
     assert keys(cls(tmp_path)) == keys(cls(tmp_path, None))  # the default split is the benchmark (= None)
+    with pytest.raises(SourceError, match="split must be one of"):
+        cls(tmp_path, "nope")
     sample = next(iter(samples.values()))
     roundtrip = decode_sample(encode_sample(sample, image_format="png"))
     assert roundtrip.meta == sample.meta and np.array_equal(roundtrip.label, sample.label)
@@ -251,6 +269,67 @@ def test_kitti_split_file_formats_and_missing_frames(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "raw")
     with pytest.raises(SourceError, match="raw/<date>/<drive>/image_02/data/"):
         KITTISource(tmp_path).items()
+
+
+def test_kitti_eigen_train_reads_the_official_train_list(tmp_path: Path) -> None:
+    assert fabricate("kitti-eigen-train", tmp_path) == len(KITTI_TRAIN_FRAMES)
+    samples = check(KITTIEigenTrainSource(tmp_path), len(KITTI_TRAIN_FRAMES))
+    # listed frames with ground truth only: the "None" line (frame 7) is skipped, raw frame 69 is not listed
+    assert list(samples) == [f"{drive}/{camera}/{frame:010d}" for drive, camera, frame in KITTI_TRAIN_FRAMES]
+    sample = samples[f"{DRIVE_B}/image_03/0000000003"]
+    np.testing.assert_array_equal(sample.image, rgb(103, 22, 32))
+    np.testing.assert_array_equal(sample.label, kitti_gt(103, 22, 32).astype(np.float32) / 256)  # metres
+    assert sample.meta["split_file"] == "kitti_eigen_train_files_with_gt.txt" and sample.meta["depth_unit"] == "m"
+    assert (
+        sample.meta["files"]["label"]
+        == f"data_depth_annotated/val/{DRIVE_B}/proj_depth/groundtruth/image_03/0000000003.png"
+    )
+
+    (tmp_path / "mine.txt").write_text(kitti_list_line(DRIVE_A, "image_02", 69) + "\n")
+    assert keys(KITTIEigenTrainSource(tmp_path, split_file="mine.txt")) == [f"{DRIVE_A}/image_02/0000000069"]
+    (tmp_path / "kitti_eigen_train_files_with_gt.txt").unlink()
+    with pytest.raises(SourceError, match="kitti_eigen_train_files_with_gt.txt"):
+        KITTIEigenTrainSource(tmp_path).items()
+    assert KITTISource.SPLIT_FILE == "eigen_test_files.txt"  # the benchmark keeps its own list
+
+
+def test_nyuv2_train_reads_the_sync_layout_selected_by_the_list(tmp_path: Path) -> None:
+    assert fabricate("nyuv2-train", tmp_path) == len(NYU_SYNC_FRAMES)
+    samples = check(NYUv2TrainSource(tmp_path), len(NYU_SYNC_FRAMES))
+    # the listed frames (the repeated line once, frame 99 unlisted), keyed <scene>/rgb_N
+    assert list(samples) == sorted(f"{scene}/rgb_{frame:05d}" for scene, frame in NYU_SYNC_FRAMES)
+    for i, (scene, frame) in enumerate(NYU_SYNC_FRAMES):
+        sample = samples[f"{scene}/rgb_{frame:05d}"]
+        mm = depth_mm(i)
+        np.testing.assert_array_equal(sample.label, mm.astype(np.float32) / 1000)  # millimetres -> metres
+        np.testing.assert_array_equal(sample.valid_mask(), mm > 0)  # 0 = no Kinect reading
+        assert sample.image.shape == (*mm.shape, 3) and sample.meta["scene"] == scene
+        assert sample.meta["files"] == {
+            "image": f"sync/{scene}/rgb_{frame:05d}.jpg",
+            "label": f"sync/{scene}/sync_depth_{frame:05d}.png",
+        }
+        assert sample.meta["depth_png_scale"] == 1000.0
+        assert sample.meta["split_file"] == "nyudepthv2_train_files_with_gt.txt"
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "two.txt").write_text(nyu_sync_frame(tmp_path, "bedroom_0001", 7, 5) + "\n")
+    assert keys(NYUv2TrainSource(tmp_path, split_file="lists/two.txt")) == ["bedroom_0001/rgb_00007"]
+    outside = tmp_path.parent / f"{tmp_path.name}-list.txt"  # an absolute list outside the dataset folder
+    outside.write_text((tmp_path / "lists" / "two.txt").read_text())
+    assert keys(NYUv2TrainSource(tmp_path, split_file=outside)) == ["bedroom_0001/rgb_00007"]
+
+
+def test_nyuv2_train_errors(tmp_path: Path) -> None:
+    fabricate("nyuv2-train", tmp_path)
+    (tmp_path / "sync" / "kitchen_0028b" / "sync_depth_00046.png").unlink()
+    with pytest.raises(SourceError, match="1 missing: sync/kitchen_0028b/sync_depth_00046.png"):
+        NYUv2TrainSource(tmp_path).items()
+    cases = (("one.txt", "/kitchen_0028b/rgb_00045.jpg\n", "line 1"), ("empty.txt", "# nothing\n", "no frames"))
+    for name, text, match in cases:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(SourceError, match=match):
+            NYUv2TrainSource(tmp_path, split_file=name).items()
+    with pytest.raises(SourceError, match="missing.txt"):
+        NYUv2TrainSource(tmp_path, split_file="missing.txt").items()
 
 
 # ------------------------------------------------------------------------------------------- Sintel

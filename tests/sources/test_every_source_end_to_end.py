@@ -84,7 +84,7 @@ def test_build_and_verify(built: Built) -> None:
     manifest, count = built.manifest, len(built.samples)
     assert manifest.source == built.kind and not manifest.skipped
     assert manifest.label_kind == built.label_kind and manifest.split is None
-    assert manifest.synthetic == (built.kind == "demo-train")
+    assert manifest.synthetic == (built.kind in ("demo-train", "demo-seg"))
     assert [s.samples for s in manifest.shards] == [min(PER_SHARD, count - i) for i in range(0, count, PER_SHARD)]
     assert Manifest.load(built.out).shards == manifest.shards
     report = verify_shards(built.out)

@@ -47,8 +47,7 @@ def data_overrides(recipe: str, stage: str, shards: dict[str, Path]) -> list[str
         streams += [f"{data}labeled_batch_size", "1"]
     else:
         streams = [f"{data}train_shards", f"[{shards['train']}]", f"{data}batch_size", "2"]
-    validation = [] if recipe == "v2" and stage == "student" else [f"{data}val_shards", f"[{shards['val']}]"]
-    return [*streams, *validation, f"{data}size", "28", f"{data}num_workers", "0"]
+    return [*streams, f"{data}val_shards", f"[{shards['val']}]", f"{data}size", "28", f"{data}num_workers", "0"]
 
 
 def fit(recipe: str, stage: str, shards: dict[str, Path], run: Path, *extra: str) -> int:

@@ -128,7 +128,8 @@ def test_teacher_one_step_fit_validates_and_writes_a_loadable_checkpoint(shards:
     assert fit.global_step == 1 and record.steps[0][2] > 0
     metrics = fit.callback_metrics
     assert {"train/loss", "val/abs_rel", "val/d1"} <= set(metrics)
-    assert 0 < float(metrics["val/abs_rel"]) < 10 and 0 <= float(metrics["val/d1"]) <= 1
+    # after one step the tiny model's map is near-constant, so its scale-and-shift fit (hence AbsRel) is arbitrary
+    assert 0 < float(metrics["val/abs_rel"]) < float("inf") and 0 <= float(metrics["val/d1"]) <= 1
     path = tmp_path / "teacher.ckpt"
     fit.save_checkpoint(path)
     loaded = DepthAnything.from_checkpoint(path)  # the anydepth entry: readable by infer / eval / pseudo-label
@@ -290,7 +291,8 @@ class Crash(Callback):
 
 def test_run_killed_midway_resumes_with_the_same_step_and_learning_rate(shards: dict, tmp_path: Path) -> None:
     """3 batches per epoch; checkpoints every 2 steps; a crash at step 5 resumes from step 4 (mid-epoch 2) with
-    the schedule of the uninterrupted run, and the rest of epoch 2 draws fresh batches instead of replaying it."""
+    the schedule of the uninterrupted run, and trains on exactly its batches (the rest of epoch 2's exact stream,
+    crops included)."""
 
     def run(directory: Path, *callbacks: Callback, ckpt_path: str | None = None) -> Record:
         record = Record()
@@ -316,8 +318,8 @@ def test_run_killed_midway_resumes_with_the_same_step_and_learning_rate(shards: 
     assert [lr for _, lrs, _ in resumed.steps for lr in lrs] == pytest.approx(
         [lr for _, lrs, _ in reference.steps[4:] for lr in lrs]
     )
-    epoch_start = reference.images[3]  # the first batch of epoch 2, which a replay would show again
-    assert all(not torch.equal(images, epoch_start) for images in resumed.images)
+    assert len(resumed.images) == 2
+    assert all(torch.equal(a, b) for a, b in zip(resumed.images, reference.images[4:]))
 
 
 # ---------------------------------------------------------------- DDP through the CLI with the shipped configs
@@ -327,7 +329,8 @@ def fit_command(stage: str, shards: dict) -> list[str]:
     """``anydepth fit`` with configs/trainer/ddp.yaml (on 2 CPU processes, fp32) + configs/demo/<stage>.yaml on the
     test shards, tiny model (outputs under the working directory's outputs/demo/<stage>)."""
     data = (
-        ["--data.init_args.train_shards", f"[{shards['train']}]"]
+        # exact epochs: 3 shards of 4 over 2 ranks (8 | 4) hold no full batch of the demo's 8 on rank 1
+        ["--data.init_args.train_shards", f"[{shards['train']}]", "--data.init_args.batch_size", "2"]
         if stage == "teacher"
         else [
             "--data.init_args.labeled_shards",
@@ -337,7 +340,7 @@ def fit_command(stage: str, shards: dict) -> list[str]:
             "--data.init_args.labeled_batch_size",
             "1",
             "--data.init_args.samples_per_epoch",
-            "8",
+            "null",  # the demo's epoch length (resampled photos), if set: here an epoch of the shards' own size
         ]
     )
     model = "--model.init_args.model.init_args."

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from anydepth.checkpoints import CheckpointError
+from anydepth.export.spec import ExportError
 from anydepth.inference import InputError
 from anydepth.locks import OutputLockedError
 from anydepth.models.depth_anything import HEADS, VERSIONS
@@ -41,6 +42,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ShardSpecError,
     BuildError,
     OutputLockedError,
+    ExportError,
 )
 
 

@@ -1,4 +1,5 @@
-"""``anydepth eval``: zero-shot metrics of one or more checkpoints on benchmark shards (paper Table 2)."""
+"""``anydepth eval``: metrics of one or more checkpoints on benchmark shards: zero-shot relative depth (paper Table 2)
+or metric depth (Tables 3-4)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from anydepth.cli.common import (
     EXIT_OK,
     PROG,
     UsageError,
     add_checkpoint_arguments,
     add_prediction_run_arguments,
+    checkpoint_options,
     plural,
 )
-from anydepth.evaluation.protocols import DEFAULT_BENCHMARKS, PROTOCOLS, EvaluationError  # no Lightning: cheap
+from anydepth.evaluation.protocols import (  # no Lightning: cheap
+    DEFAULT_BENCHMARKS,
+    METRIC_BENCHMARKS,
+    MODES,
+    PROTOCOLS,
+    EvaluationError,
+    Protocol,
+    check_mode,
+    default_benchmarks,
+)
+from anydepth.inference import model_head
+from anydepth.models.depth_anything import DepthAnything
 
 
 def _model_names(checkpoints: Sequence[Path], names: Sequence[str] | None) -> list[str]:
@@ -30,9 +45,35 @@ def _model_names(checkpoints: Sequence[Path], names: Sequence[str] | None) -> li
     return labels
 
 
+def run_mode(model: nn.Module, checkpoint: Path, asked: str | None, first: tuple[str, Path] | None) -> str:
+    """The run's mode: ``--mode`` (``asked``), else the first checkpoint's head (``first``: its mode and path), which
+    every later checkpoint must share. A relative model has no metres to score in metric mode."""
+    head = model_head(model)
+    if asked == "metric" and head != "metric":
+        raise UsageError(
+            f"--mode metric: {checkpoint} is a relative model (it predicts disparity up to scale and shift, no "
+            "metres); evaluate it with --mode relative"
+        )
+    if asked is not None:
+        return asked
+    if first is not None and head != first[0]:
+        raise UsageError(
+            f"{checkpoint} is a {head} model but {first[1]} is {first[0]}: give --mode relative to compare them in "
+            "one table (a metric model's depth is then inverted and aligned as disparity)"
+        )
+    return head
+
+
+def run_benchmarks(text: str | None, protocols: dict[str, Protocol], mode: str) -> list[str]:
+    """``--benchmarks`` (comma-separated), else the registry's defaults of ``mode``; every one of ``mode``."""
+    names = [b.strip() for b in text.split(",") if b.strip()] if text else list(default_benchmarks(mode))
+    check_mode(names, protocols, mode)
+    return names
+
+
 def run_eval(args: argparse.Namespace) -> int:
-    """``anydepth eval``: zero-shot metrics of one or more checkpoints on benchmark shards; one Markdown table on
-    stdout (with a model column for several checkpoints or any ``--name``)."""
+    """``anydepth eval``: metrics of one or more checkpoints on benchmark shards; one Markdown table on stdout (with
+    a model column for several checkpoints or any ``--name``)."""
     try:
         return _run_eval(args)
     except EvaluationError as err:
@@ -56,14 +97,20 @@ def _run_eval(args: argparse.Namespace) -> int:
     missing = [str(c) for c in args.checkpoint if not c.exists()]
     if missing:  # before the first checkpoint's evaluation, not after it
         raise UsageError(f"--checkpoint: no such file or directory: {', '.join(missing)}")
-    benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     protocols = load_protocols(args.protocols)
+    if args.mode is not None:  # a wrong benchmark for the mode fails before any checkpoint is read
+        run_benchmarks(args.benchmarks, protocols, args.mode)
     per_model: dict[str, dict[str, dict[str, float]]] = {}
+    first: tuple[str, Path] | None = None
     for name, checkpoint in zip(names, args.checkpoint, strict=True):
         if len(names) > 1 and rank_zero_only.rank == 0:
             print(f"{PROG} {args.command}: evaluating {name} ({checkpoint})", file=sys.stderr)
+        model = DepthAnything.from_checkpoint(checkpoint, **checkpoint_options(args))
+        mode = run_mode(model, checkpoint, args.mode, first)
+        first = first or (mode, checkpoint)
+        benchmarks = run_benchmarks(args.benchmarks, protocols, mode)
         per_model[name] = evaluate(
-            checkpoint,
+            model,
             benchmarks,
             args.data_root,
             input_size=args.input_size,
@@ -73,8 +120,6 @@ def _run_eval(args: argparse.Namespace) -> int:
             accelerator=args.accelerator,
             precision=args.precision,
             protocols=protocols,
-            encoder=args.encoder,
-            version=args.version,
         )
     if rank_zero_only.rank != 0:  # DDP: every rank holds the (synchronised) results; rank 0 reports them
         return EXIT_OK
@@ -82,7 +127,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         results, checkpoints = per_model, dict(zip(names, args.checkpoint, strict=True))
     else:
         results, checkpoints = per_model[names[0]], args.checkpoint[0]
-    print(format_markdown_table(results))
+    print(format_markdown_table(results, metric=mode == "metric"))  # every checkpoint ran in one mode
     if args.output is not None:
         write_report(args.output, results, protocols, checkpoints, args.input_size)
         models = f" of {plural(len(names), 'model')}" if len(names) > 1 else ""
@@ -94,15 +139,16 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``anydepth eval``."""
     parser = subparsers.add_parser(
         "eval",
-        help="zero-shot relative depth metrics on benchmark shards (the paper's Table 2)",
+        help="depth metrics on benchmark shards: zero-shot relative (Table 2) or metric (Tables 3-4)",
         description=(
             "Evaluate one or more checkpoints on benchmark shards DIR/<benchmark> (built with anydepth shards build "
-            "--source <benchmark> --out DIR/<benchmark>, or the directory a protocol names with 'shards'): "
-            "per-image least-squares scale and shift in disparity space, prediction upsampled to the ground truth "
-            "(depth, or disparity taken as depth up to scale), each benchmark's depth range and crop "
-            "(the registry anydepth/evaluation/protocols.yaml). Prints one Markdown table (AbsRel, delta1, ...; "
-            "with a model column for several checkpoints or --name) on stdout; progress on stderr. Exit code: 0 "
-            "done, 2 usage error (e.g. missing shards)."
+            "--source <benchmark> --out DIR/<benchmark>, or the directory a protocol names with 'shards'), the "
+            "prediction upsampled to the ground truth, each benchmark's depth range and crop (the registry "
+            "anydepth/evaluation/protocols.yaml). Relative mode (zero-shot, the paper's Table 2): per-image "
+            "least-squares scale and shift in disparity space (ground truth depth, or disparity taken as depth up to "
+            "scale). Metric mode (Tables 3-4): a metric model's depth in metres scored as it is, nothing aligned. "
+            "Prints one Markdown table (with a model column for several checkpoints or --name) on stdout; progress "
+            "on stderr. Exit code: 0 done, 2 usage error (e.g. missing shards)."
         ),
         conflict_handler="resolve",  # eval's repeatable --checkpoint replaces the shared single one
     )
@@ -125,10 +171,18 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--benchmarks",
-        default=",".join(DEFAULT_BENCHMARKS),
+        default=None,
         metavar="LIST",
-        help=f"comma-separated benchmark names: any of {','.join(PROTOCOLS)} or names added by --protocols "
-        "(default: %(default)s, the paper's Table 2)",
+        help=f"comma-separated benchmark names: any of {','.join(PROTOCOLS)} or names added by --protocols, all of "
+        f"the run's mode (default: relative {','.join(DEFAULT_BENCHMARKS)}, the paper's Table 2; metric "
+        f"{','.join(METRIC_BENCHMARKS)}, Tables 3-4)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default=None,
+        help="relative: align each prediction (zero-shot); metric: score metres as they are, metric checkpoints only "
+        "(default: the checkpoint's head; several checkpoints must share it)",
     )
     parser.add_argument(
         "--data-root",

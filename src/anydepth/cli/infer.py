@@ -1,4 +1,5 @@
-"""``anydepth infer``: depth maps of images, folders or lists with any checkpoint anydepth reads."""
+"""``anydepth infer``: depth maps of images, folders or lists with any checkpoint anydepth reads (relative
+disparity, or metric depth in metres and point clouds for metric checkpoints)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ from anydepth.cli.common import (
     PROG,
     UsageError,
     add_checkpoint_arguments,
+    checkpoint_options,
     plural,
     resolve_device,
 )
-from anydepth.inference import SkippedInputWarning, list_inputs, run_inference
+from anydepth.inference import SkippedInputWarning, list_inputs, model_head, run_inference
 from anydepth.models.depth_anything import DepthAnything
+from anydepth.pointcloud import Camera
 
 
 def infer_summary(written: int, output: Path, skipped: Sequence[tuple[Path, str]]) -> str:
@@ -53,6 +56,36 @@ def _skip_warnings_to_stderr(command: str) -> Iterator[None]:
         yield
 
 
+def point_cloud_camera(args: argparse.Namespace) -> Camera | None:
+    """The camera of ``--point-cloud`` (``--focal`` or ``--fov``); None without ``--point-cloud``."""
+    given = args.focal is not None or args.fov is not None
+    if not args.point_cloud:
+        if given:
+            raise UsageError("--focal / --fov set the camera of --point-cloud; add --point-cloud")
+        return None
+    if not given:
+        raise UsageError(
+            "--point-cloud needs the camera: --focal PX (focal length in pixels of the input images) or --fov DEG "
+            "(horizontal field of view)"
+        )
+    try:
+        return Camera(focal=args.focal, fov=args.fov)
+    except ValueError as err:
+        raise UsageError(f"--focal / --fov: {err}") from err
+
+
+def load_model(args: argparse.Namespace) -> Any:
+    """The model ``--backend`` names: a PyTorch model of any checkpoint on ``--device`` (``torch``), or an ``anydepth
+    export --format onnx`` file in an onnxruntime session (``onnxruntime``: CUDA provider when available)."""
+    if args.backend == "onnxruntime":
+        from anydepth.export.runtime import OnnxDepthModel
+
+        providers = ["CPUExecutionProvider"] if args.device == "cpu" else None
+        return OnnxDepthModel(args.checkpoint, providers=providers)
+    device = resolve_device(args.device)
+    return DepthAnything.from_checkpoint(args.checkpoint, **checkpoint_options(args)).to(device).eval()
+
+
 def run_infer(args: argparse.Namespace) -> int:
     """``anydepth infer``: load the checkpoint, predict every input, write the depth maps."""
     if args.input_size < 14:
@@ -67,10 +100,14 @@ def run_infer(args: argparse.Namespace) -> int:
             f"the next run; choose another --output (a directory inside --input, e.g. {args.input / 'depth'}, is "
             "skipped when listing the inputs)"
         )
+    camera = point_cloud_camera(args)
     list_inputs(args.input, exclude=args.output)  # fail on a bad --input before loading the model
-    device = resolve_device(args.device)
-    model = DepthAnything.from_checkpoint(args.checkpoint, encoder=args.encoder, version=args.version)
-    model = model.to(device).eval()
+    model = load_model(args)
+    if camera is not None and model_head(model) != "metric":
+        raise UsageError(
+            f"--point-cloud needs a metric checkpoint; {args.checkpoint} is a relative model (it predicts disparity "
+            "up to an unknown scale and shift, no metres to back-project)"
+        )
     with _skip_warnings_to_stderr(args.command):
         summary = run_inference(
             model,
@@ -82,6 +119,7 @@ def run_infer(args: argparse.Namespace) -> int:
             png16=args.png16,
             grayscale=args.grayscale,
             side_by_side=args.side_by_side,
+            camera=camera,
         )
     print(infer_summary(summary.written, args.output, summary.skipped))
     return EXIT_SKIPPED if summary.skipped else EXIT_OK
@@ -91,12 +129,13 @@ def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``anydepth infer``."""
     parser = subparsers.add_parser(
         "infer",
-        help="predict relative depth for images and write depth maps",
+        help="predict relative or metric depth for images and write depth maps",
         description=(
-            "Predict relative depth (disparity) for an image, a directory of images (searched "
-            "recursively) or a .txt list of image paths, and write <name>.png depth maps (Spectral_r "
-            "colours, near = red) into --output, keeping paths below an input directory. Exit code: "
-            "0 all written, 1 some inputs skipped as unreadable, 2 usage error."
+            "Predict depth for an image, a directory of images (searched recursively) or a .txt list of image "
+            "paths, and write <name>.png depth maps (Spectral_r colours, near = red) into --output, keeping paths "
+            "below an input directory: relative disparity, or for a metric checkpoint depth in metres (the map "
+            "linear in metres with a metre scale bar below). Exit code: 0 all written, 1 some inputs skipped as "
+            "unreadable, 2 usage error."
         ),
     )
     add_checkpoint_arguments(parser)
@@ -116,11 +155,27 @@ def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="shorter network input side, rounded to a multiple of 14 (default: 518)",
     )
     parser.add_argument("--batch-size", type=int, default=4, metavar="N", help="images per forward pass (default: 4)")
-    parser.add_argument("--raw-npy", action="store_true", help="also write <name>.npy: float32 disparity at image size")
+    parser.add_argument(
+        "--raw-npy",
+        action="store_true",
+        help="also write <name>.npy at image size: float32 disparity, or depth in metres (metric checkpoint)",
+    )
     parser.add_argument(
         "--png16",
         action="store_true",
-        help="also write <name>_16bit.png: min-max normalised disparity as 16-bit grayscale",
+        help="also write <name>_16bit.png: min-max normalised disparity as 16-bit grayscale, or for a metric "
+        "checkpoint depth in millimetres (uint16, clipped at 65.535 m, 0 = no depth)",
+    )
+    parser.add_argument(
+        "--point-cloud",
+        action="store_true",
+        help="also write <name>.ply, a coloured binary PLY of the metric depth (metric checkpoints only; pinhole "
+        "camera, principal point at the image centre, x right, y down, z forward, metres): needs --focal or --fov",
+    )
+    camera = parser.add_mutually_exclusive_group()
+    camera.add_argument("--focal", type=float, default=None, metavar="PX", help="focal length in pixels of the inputs")
+    camera.add_argument(
+        "--fov", type=float, default=None, metavar="DEG", help="horizontal field of view in degrees (focal per image)"
     )
     parser.add_argument("--grayscale", action="store_true", help="write grayscale instead of coloured depth maps")
     parser.add_argument("--side-by-side", action="store_true", help="put the input image left of the depth map")
@@ -129,6 +184,12 @@ def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
         choices=("auto", "cpu", "cuda"),
         default="auto",
         help="auto = cuda when available, else cpu (default: auto)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="torch: any checkpoint in PyTorch (default); onnxruntime: a file written by anydepth export --format onnx",
     )
     parser.set_defaults(func=run_infer)
     return parser

@@ -24,6 +24,7 @@ from typing import Any
 from anydepth.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, USER_ERRORS
 from anydepth.cli.convert import add_convert_parser
 from anydepth.cli.eval import add_eval_parser
+from anydepth.cli.export import add_export_parser
 from anydepth.cli.infer import add_infer_parser
 from anydepth.cli.lightning import LIGHTNING_SUBCOMMANDS, add_lightning_parsers, run_lightning
 from anydepth.cli.pseudo_label import add_pseudo_label_parser
@@ -35,6 +36,7 @@ SUBCOMMANDS: tuple[Callable[[Any], argparse.ArgumentParser | None], ...] = (
     add_shards_parser,
     add_eval_parser,
     add_pseudo_label_parser,
+    add_export_parser,
     add_lightning_parsers,
 )
 

@@ -1,4 +1,5 @@
-"""``anydepth shards build|verify``: dataset readers -> WebDataset shards, and their check."""
+"""``anydepth shards build|merge|verify``: dataset readers -> WebDataset shards (on one node or split into parts
+across nodes), the merge of the parts, and the check."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ from anydepth.shards.manifest import Manifest
 from anydepth.shards.verify import verify_shards
 from anydepth.sources import ROOTLESS, SOURCES
 from anydepth.sources.build import IMAGE_FORMATS, LABEL_DTYPES, build_shards
+from anydepth.sources.parts import merge_parts
 
 
-def shards_summary(manifest: Manifest, output: Path) -> str:
-    """``wrote N shards (M samples) to DIR; skipped K unusable inputs: a (why), ...``."""
-    line = f"wrote {plural(len(manifest.shards), 'shard')} ({plural(manifest.num_samples, 'sample')}) to {output}"
+def counts(manifest: Manifest) -> str:
+    """``N shards (M samples)``."""
+    return f"{plural(len(manifest.shards), 'shard')} ({plural(manifest.num_samples, 'sample')})"
+
+
+def shards_summary(manifest: Manifest, line: str) -> str:
+    """``line`` followed by ``; skipped K unusable inputs: a (why), ...`` when ``manifest`` lists skipped inputs."""
     if manifest.skipped:
         listed = ", ".join(f"{s['input']} ({s['reason']})" for s in manifest.skipped[:MAX_LISTED_SKIPS])
         extra = len(manifest.skipped) - MAX_LISTED_SKIPS
@@ -27,9 +33,9 @@ def shards_summary(manifest: Manifest, output: Path) -> str:
 
 
 def run_shards_build(args: argparse.Namespace) -> int:
-    """``anydepth shards build``: read a dataset with a source and write shards plus manifest.json."""
+    """``anydepth shards build``: read a dataset with a source and write shards plus manifest.json (or one part)."""
     sky_device = str(resolve_device(args.device)) if args.sky_model is not None else None
-    with log_to_stderr(args.command, "anydepth.sources.build"):
+    with log_to_stderr(args.command, "anydepth.sources"):
         manifest = build_shards(
             args.source,
             args.root,
@@ -46,10 +52,25 @@ def run_shards_build(args: argparse.Namespace) -> int:
             sky_model=args.sky_model,
             sky_batch_size=args.sky_batch_size,
             sky_device=sky_device,
+            num_parts=args.num_parts,
+            part=args.part,
         )
-    print(shards_summary(manifest, args.out))
+    if args.num_parts > 1:  # an empty part is no error: the merge judges the whole
+        print(shards_summary(manifest, f"part {args.part} of {args.num_parts}: wrote {counts(manifest)} to {args.out}"))
+        return EXIT_OK
+    print(shards_summary(manifest, f"wrote {counts(manifest)} to {args.out}"))
     if manifest.num_samples == 0:
         print(f"{PROG} {args.command}: error: no input was usable; see the reasons above", file=sys.stderr)
+        return EXIT_SKIPPED
+    return EXIT_OK
+
+
+def run_shards_merge(args: argparse.Namespace) -> int:
+    """``anydepth shards merge``: write manifest.json of a build split into parts, once every part is complete."""
+    manifest = merge_parts(args.directory)
+    print(shards_summary(manifest, f"merged the parts of {args.directory}: manifest.json lists {counts(manifest)}"))
+    if manifest.num_samples == 0:
+        print(f"{PROG} {args.command}: error: no input was usable; see the skipped inputs above", file=sys.stderr)
         return EXIT_SKIPPED
     return EXIT_OK
 
@@ -62,13 +83,14 @@ def run_shards_verify(args: argparse.Namespace) -> int:
 
 
 def add_shards_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``anydepth shards build`` and ``anydepth shards verify``."""
+    """Register ``anydepth shards build``, ``anydepth shards merge`` and ``anydepth shards verify``."""
     parser = subparsers.add_parser(
         "shards",
-        help="build and verify WebDataset shards of a dataset",
-        description="Build WebDataset shards (plus manifest.json) from a dataset, or verify built shards.",
+        help="build, merge and verify WebDataset shards of a dataset",
+        description="Build WebDataset shards (plus manifest.json) from a dataset, on one node or in parts across "
+        "nodes; merge the parts; or verify built shards.",
     )
-    commands = parser.add_subparsers(dest="shards_command", required=True, metavar="{build,verify}")
+    commands = parser.add_subparsers(dest="shards_command", required=True, metavar="{build,merge,verify}")
     build = commands.add_parser(
         "build",
         help="read a dataset and write shards and manifest.json",
@@ -76,8 +98,12 @@ def add_shards_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Read every input of --root with the --source reader, shuffle them (--seed), and write "
             "shard-NNNNNN.tar WebDataset shards of --samples-per-shard samples plus manifest.json into --out. "
             "Unusable inputs (unreadable, a label without a valid pixel, an image below --min-side) are skipped "
-            "and listed in the manifest. Exit code: 0 built, 1 nothing usable, "
-            "2 usage error (wrong layout, bad settings, an unusable --sky-model, an existing build without --resume)."
+            "and listed in the manifest. With --num-parts N --part I, build only the shards whose index is I mod N "
+            "(the same files a one-node build writes), so N nodes build --out together: each part records itself "
+            "in --out/parts/part-I-of-N.json, and the last to finish writes manifest.json (else: anydepth shards "
+            "merge). Exit code: 0 built (a part: built, even if empty), 1 nothing usable, "
+            "2 usage error (wrong layout, bad settings, an unusable --sky-model, an existing build without --resume, "
+            "--out in use by another build or part)."
         ),
     )
     build.add_argument("--source", required=True, metavar="KIND", help=f"dataset reader: {', '.join(SOURCES)}")
@@ -110,7 +136,21 @@ def add_shards_parser(subparsers: Any) -> argparse.ArgumentParser:
     build.add_argument(
         "--resume",
         action="store_true",
-        help="continue an interrupted build in --out, keeping its complete shards (same settings required)",
+        help="continue an interrupted build (or part) in --out, keeping its complete shards (same settings required)",
+    )
+    build.add_argument(
+        "--num-parts",
+        type=int,
+        default=1,
+        metavar="N",
+        help="split the build into N parts, built one per node or job, e.g. a SLURM array (default: 1, no split)",
+    )
+    build.add_argument(
+        "--part",
+        type=int,
+        default=0,
+        metavar="I",
+        help="which part to build, 0..N-1: the shards whose index is I mod N (default: 0)",
     )
     build.add_argument("--image-format", choices=IMAGE_FORMATS, default="jpg", help="image encoding (default: jpg)")
     build.add_argument("--label-dtype", choices=LABEL_DTYPES, default="float32", help="label dtype (default: float32)")
@@ -132,6 +172,18 @@ def add_shards_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="device of --sky-model; auto = cuda when available, else cpu (default: auto)",
     )
     build.set_defaults(func=run_shards_build, command="shards build")  # messages: "anydepth shards build: ..."
+    merge = commands.add_parser(
+        "merge",
+        help="write manifest.json of a build split into parts",
+        description=(
+            "Check that every part of the build in DIR (anydepth shards build --num-parts N --part I) is complete, "
+            "was built with the same settings and still has its shards, then write DIR/manifest.json (the one a "
+            "single-node build writes). The last part to finish does this by itself. Exit code: 0 merged, "
+            "1 nothing usable, 2 a part missing, unfinished, damaged or built with other settings (each named)."
+        ),
+    )
+    merge.add_argument("directory", type=Path, metavar="DIR", help="the --out of the parts")
+    merge.set_defaults(func=run_shards_merge, command="shards merge")
     verify = commands.add_parser(
         "verify",
         help="check shards against manifest.json and decode every sample",

@@ -1,8 +1,11 @@
 """The LightningDataModules that feed training, validation and evaluation from shards.
 
-Each DataModule builds :class:`~anydepth.shards.reader.ShardDataset` pipelines (order, epoch length, seeding and
-error handling are documented in :mod:`anydepth.shards.reader`) for its rank, read off the attached Trainer
+Each DataModule builds :class:`~anydepth.shards.reader.ShardDataset` pipelines (order, epoch length, seeding, resume
+and error handling are documented in :mod:`anydepth.shards.reader`) for its rank, read off the attached Trainer
 (:func:`~anydepth.shards.dealing.rank_and_world_size`), and wraps them in :class:`~anydepth.shards.reader.ShardLoader`.
+Training streams default to exact epochs (every sample once per epoch, the same batch count on every rank, resumed
+mid-epoch where the checkpoint left them); ``resampled: true`` draws shards with replacement instead (an epoch of
+``samples_per_epoch``, as open_clip does at very large scale, or to repeat a tiny set within an epoch).
 """
 
 from __future__ import annotations
@@ -68,6 +71,15 @@ class _ShardDataModule(pl.LightningDataModule):
             except (ShardSpecError, ManifestError) as err:
                 raise type(err)(f"data.init_args.{name}: {err}") from None
 
+    @staticmethod
+    def check_epoch(resampled: bool, samples_per_epoch: int | None) -> None:
+        """Refuse ``samples_per_epoch`` beside exact epochs when the DataModule is built (it sizes resampled ones)."""
+        if samples_per_epoch is not None and not resampled:
+            raise ValueError(
+                "data.init_args.samples_per_epoch sizes resampled epochs: set data.init_args.resampled: true with it, "
+                "or drop it (an exact epoch reads every sample once; trainer.limit_train_batches shortens it)"
+            )
+
     def rank_and_world_size(self) -> tuple[int, int]:
         """Explicit ``rank``/``world_size`` if given (tests), else :func:`~anydepth.shards.dealing.rank_and_world_size`
         of the attached Trainer (resolved when a loader is built, after DDP is set up)."""
@@ -84,7 +96,7 @@ class _ShardDataModule(pl.LightningDataModule):
             resolve_shards(shards), transform, batch_size, seed=self.seed, rank=rank, world_size=world_size, **kwargs
         )
 
-    def _loader(self, dataset: ShardDataset) -> ShardLoader:
+    def _loader(self, dataset: ShardDataset, batches_per_pass: int | None = None) -> ShardLoader:
         if not dataset.resampled and len(dataset.shards.urls) < dataset.world_size * max(1, self.num_workers):
             logger.warning(
                 "%s: %d shards for %d ranks x %d workers: some will read nothing; write more, smaller shards",
@@ -93,7 +105,13 @@ class _ShardDataModule(pl.LightningDataModule):
                 dataset.world_size,
                 max(1, self.num_workers),
             )
-        return ShardLoader(dataset, num_workers=self.num_workers, pin_memory=self.pin_memory, epoch_fn=self._epoch)
+        return ShardLoader(
+            dataset,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            epoch_fn=self._epoch,
+            batches_per_pass=batches_per_pass,
+        )
 
     def _val_loader(self, shards: Sequence[str] | None, size: int, batch_size: int) -> ShardLoader | list[Any]:
         """The validation loader of ``shards`` (none: no validation). Every rank needs a shard: a rank without
@@ -121,8 +139,9 @@ class LabeledDataModule(_ShardDataModule):
     Args: ``train_shards``/``val_shards`` shard specs (directories with manifest.json, brace patterns, globs);
     ``batch_size`` per rank; ``num_workers`` DataLoader workers per rank; ``size`` the training crop / eval shorter
     side (518 in the paper); ``seed`` of every random choice; ``shuffle_buffer`` raw records in the sample shuffle
-    buffer; ``resampled`` endless resampling cut to equal epochs on every rank (keep True for DDP);
-    ``samples_per_epoch`` overrides the manifests' total; ``rank``/``world_size`` override the Trainer's (tests).
+    buffer; ``resampled`` draws shards with replacement, ``samples_per_epoch`` (default: the manifests' total) per
+    epoch, instead of exact epochs (the default: every sample once, the remainder that keeps every rank's batch count
+    equal dropped; see :mod:`anydepth.shards.reader`); ``rank``/``world_size`` override the Trainer's (tests).
     """
 
     def __init__(
@@ -134,7 +153,7 @@ class LabeledDataModule(_ShardDataModule):
         size: int = 518,
         seed: int = 0,
         shuffle_buffer: int = 1000,
-        resampled: bool = True,
+        resampled: bool = False,
         samples_per_epoch: int | None = None,
         val_batch_size: int = 1,
         pin_memory: bool | None = None,
@@ -144,6 +163,7 @@ class LabeledDataModule(_ShardDataModule):
         super().__init__(num_workers, seed, pin_memory, rank, world_size)
         self.save_hyperparameters()
         self.check_shards(train_shards=train_shards, val_shards=val_shards or None)
+        self.check_epoch(resampled, samples_per_epoch)
         self.train_shards, self.val_shards = list(train_shards), val_shards
         self.batch_size, self.size, self.shuffle_buffer = batch_size, size, shuffle_buffer
         self.resampled, self.samples_per_epoch, self.val_batch_size = resampled, samples_per_epoch, val_batch_size
@@ -171,7 +191,8 @@ class UnlabeledDataModule(_ShardDataModule):
     """Unlabeled or pseudo-labeled shards through :class:`UnlabeledTransform` (train batches as
     :class:`LabeledDataModule`'s; without ``label``/``mask`` for unlabeled shards, ``label_kind`` then None).
     ``predict_dataloader`` reads every sample once through :class:`EvalTransform` (batch ``predict_batch_size``,
-    default 1), e.g. for a teacher writing pseudo labels at each image's resolution."""
+    default 1), e.g. for a teacher writing pseudo labels at each image's resolution; ``val_shards`` (labeled,
+    optional) validate a student trained on this stream alone (Depth Anything V2)."""
 
     def __init__(
         self,
@@ -181,19 +202,22 @@ class UnlabeledDataModule(_ShardDataModule):
         size: int = 518,
         seed: int = 0,
         shuffle_buffer: int = 1000,
-        resampled: bool = True,
+        resampled: bool = False,
         samples_per_epoch: int | None = None,
         predict_batch_size: int = 1,
+        val_shards: list[str] | None = None,
+        val_batch_size: int = 1,
         pin_memory: bool | None = None,
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
         super().__init__(num_workers, seed, pin_memory, rank, world_size)
         self.save_hyperparameters()
-        self.check_shards(train_shards=train_shards)
+        self.check_shards(train_shards=train_shards, val_shards=val_shards or None)
+        self.check_epoch(resampled, samples_per_epoch)
         self.train_shards, self.batch_size, self.size = list(train_shards), batch_size, size
         self.shuffle_buffer, self.resampled, self.samples_per_epoch = shuffle_buffer, resampled, samples_per_epoch
-        self.predict_batch_size = predict_batch_size
+        self.predict_batch_size, self.val_shards, self.val_batch_size = predict_batch_size, val_shards, val_batch_size
 
     def train_dataloader(self) -> ShardLoader:
         dataset = self._dataset(
@@ -208,6 +232,9 @@ class UnlabeledDataModule(_ShardDataModule):
         )
         return self._loader(dataset)
 
+    def val_dataloader(self) -> ShardLoader | list[Any]:
+        return self._val_loader(self.val_shards, self.size, self.val_batch_size)
+
     def predict_dataloader(self) -> ShardLoader:
         return self._eval_loader(self.train_shards, self.size, self.predict_batch_size, "predict")
 
@@ -220,10 +247,13 @@ class MixedDataModule(_ShardDataModule):
     ``train_dataloader`` returns ``CombinedLoader({"labeled": ..., "unlabeled": ...}, mode="min_size")``; a
     training step gets ``batch = {"labeled": <LabeledDataModule train batch>, "unlabeled": <UnlabeledDataModule
     train batch>}``. An epoch is one sweep over the pseudo-labeled set (the paper's student "sweep[s] across all
-    unlabeled images for one time"): ``B = samples_per_epoch (default: pseudo manifests' total) //
-    (world_size * ratio * labeled_batch_size)`` steps per rank. Both streams are resampled and the labeled one is
-    cut to the same ``B`` batches, so the two end together: "min_size" then never restarts a loader mid-epoch
-    (which "max_size_cycle" would do, re-spawning its workers, if lengths ever differed) and every step has both parts.
+    unlabeled images for one time"): an exact epoch of ``B`` steps per rank, ``B`` the pseudo-labeled stream's batches
+    of ``ratio * labeled_batch_size``. The labeled stream cycles through its own exact epochs (each with its own
+    seeded order; the next starts where the previous ended), cut into passes of ``B`` batches (a
+    :class:`~anydepth.shards.reader.ShardLoader` with ``batches_per_pass``), so the two end together: "min_size"
+    never restarts a loader mid-epoch, every step has both parts, and the labeled samples come equally often (up to
+    the remainders). ``resampled: true`` resamples both streams, ``samples_per_epoch`` (default: the pseudo-labeled
+    manifests' total) per epoch, the labeled one cut to the same ``B``.
     ``num_workers`` is per stream (two worker pools). Validation as :class:`LabeledDataModule`.
     """
 
@@ -237,6 +267,7 @@ class MixedDataModule(_ShardDataModule):
         size: int = 518,
         seed: int = 0,
         shuffle_buffer: int = 1000,
+        resampled: bool = False,
         samples_per_epoch: int | None = None,
         val_shards: list[str] | None = None,
         val_batch_size: int = 1,
@@ -249,9 +280,10 @@ class MixedDataModule(_ShardDataModule):
             raise ValueError(f"ratio must be >= 1, got {ratio}")
         self.save_hyperparameters()
         self.check_shards(labeled_shards=labeled_shards, pseudo_shards=pseudo_shards, val_shards=val_shards or None)
+        self.check_epoch(resampled, samples_per_epoch)
         self.labeled_shards, self.pseudo_shards = list(labeled_shards), list(pseudo_shards)
         self.labeled_batch_size, self.ratio, self.size = labeled_batch_size, ratio, size
-        self.shuffle_buffer, self.samples_per_epoch = shuffle_buffer, samples_per_epoch
+        self.shuffle_buffer, self.resampled, self.samples_per_epoch = shuffle_buffer, resampled, samples_per_epoch
         self.val_shards, self.val_batch_size = val_shards, val_batch_size
 
     @property
@@ -259,23 +291,27 @@ class MixedDataModule(_ShardDataModule):
         return self.ratio * self.labeled_batch_size
 
     def train_dataloader(self) -> CombinedLoader:
-        unlabeled = self._dataset(
-            self.pseudo_shards,
-            UnlabeledTransform(self.size),
-            self.unlabeled_batch_size,
-            shuffle_buffer=self.shuffle_buffer,
-            samples_per_epoch=self.samples_per_epoch,
-            name="unlabeled",
+        common = dict(resampled=self.resampled, shuffle_buffer=self.shuffle_buffer, drop_last=True)
+        unlabeled = self._loader(
+            self._dataset(
+                self.pseudo_shards,
+                UnlabeledTransform(self.size),
+                self.unlabeled_batch_size,
+                samples_per_epoch=self.samples_per_epoch,
+                name="unlabeled",
+                **common,
+            )
         )
+        steps = len(unlabeled)
         labeled = self._dataset(
             self.labeled_shards,
             TrainTransform(self.size),
             self.labeled_batch_size,
-            shuffle_buffer=self.shuffle_buffer,
-            batches_per_epoch=unlabeled.batches_per_rank,
+            batches_per_epoch=steps if self.resampled else None,
             name="labeled",
+            **common,
         )
-        loaders = {"labeled": self._loader(labeled), "unlabeled": self._loader(unlabeled)}
+        loaders = {"labeled": self._loader(labeled, batches_per_pass=steps), "unlabeled": unlabeled}
         return CombinedLoader(loaders, mode="min_size")
 
     def val_dataloader(self) -> ShardLoader | list[Any]:

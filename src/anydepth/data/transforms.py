@@ -19,6 +19,10 @@ the valid mask and the sky mask are resized with one shared nearest-neighbour in
 (:func:`nearest_indices`), so they stay aligned, an invalid pixel never blends into a valid one, and the resized
 label only holds values of the original label.
 
+Metric depth (Depth Anything Sec. 4.3, the official V2 ``metric_depth`` code): :class:`MetricTrainTransform` and
+:class:`MetricEvalTransform` keep depth labels in metres as they are (no disparity, no normalisation; sky and invalid
+pixels masked out) and take crops of any (h, w), e.g. the paper's 392 x 518 on NYUv2.
+
 Randomness: every random draw (the crop offset) comes from the ``numpy.random.Generator`` passed to ``__call__``.
 The data pipeline (:mod:`anydepth.data.datamodules`) seeds one generator per (seed, epoch, rank, worker), so a run is
 reproducible for a fixed seed, world size and number of workers, independent of torch's or numpy's global RNGs.
@@ -26,6 +30,7 @@ reproducible for a fixed seed, world size and number of workers, independent of 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -33,14 +38,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from anydepth.models.encoder import PATCH_SIZE
 from anydepth.models.preprocess import lower_bound_size
 from anydepth.shards.schema import Sample, SampleError
 
 __all__ = [
     "MIN_SIDE",
     "EvalTransform",
+    "MetricEvalTransform",
+    "MetricTrainTransform",
     "TrainTransform",
     "UnlabeledTransform",
+    "check_crop",
+    "cover_size",
     "image_to_unit_range",
     "label_to_disparity",
     "nearest_indices",
@@ -67,6 +77,19 @@ def short_side_size(height: int, width: int, size: int) -> tuple[int, int]:
     if height <= width:
         return size, max(size, int(round(width * size / height)))
     return max(size, int(round(height * size / width))), size
+
+
+def cover_size(height: int, width: int, crop: tuple[int, int], multiple: int = PATCH_SIZE) -> tuple[int, int]:
+    """(h, w) of the image scaled, aspect kept, by the smallest factor that covers ``crop`` = (h, w), each side then
+    rounded to a multiple of ``multiple`` and never below the crop's: the official V2 ``metric_depth`` ``Resize(
+    keep_aspect_ratio=True, ensure_multiple_of=14, resize_method="lower_bound")`` with the crop as its target."""
+    scale = max(crop[0] / height, crop[1] / width)
+
+    def rounded(side: int, minimum: int) -> int:
+        size = round(scale * side / multiple) * multiple
+        return size if size >= minimum else math.ceil(scale * side / multiple) * multiple
+
+    return rounded(height, crop[0]), rounded(width, crop[1])
 
 
 def nearest_indices(src: int, dst: int) -> np.ndarray:
@@ -126,6 +149,27 @@ def image_to_unit_range(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255.0) if images.dtype == torch.uint8 else images
 
 
+def _resize_crop(
+    sample: Sample, rng: np.random.Generator, size: tuple[int, int], crop: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The image resized to ``size`` (PIL bicubic) and cropped to ``crop`` at an offset drawn from ``rng``, and the
+    crop's source row/column indices for the nearest-neighbour maps (label, masks)."""
+    _check_size(sample)
+    height, width = sample.image.shape[:2]
+    top = int(rng.integers(0, size[0] - crop[0] + 1))
+    left = int(rng.integers(0, size[1] - crop[1] + 1))
+    image = np.asarray(Image.fromarray(sample.image).resize(size[::-1], Image.Resampling.BICUBIC))
+    image = image[top : top + crop[0], left : left + crop[1]]
+    rows = nearest_indices(height, size[0])[top : top + crop[0]]
+    cols = nearest_indices(width, size[1])[left : left + crop[1]]
+    return image, rows, cols
+
+
+def _uint8_chw(image: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8 -> 3 x H x W uint8: what training transforms ship (a quarter of float32's bytes)."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
 def _image_tensor(rgb: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 -> 3 x H x W float32 in [0, 1]. Converted in numpy: single-threaded and fast, where torch's
     small-op intra-op threading is several times slower in the main process (``num_workers=0``)."""
@@ -154,23 +198,10 @@ class TrainTransform:
             raise ValueError(f"size must be at least {MIN_SIDE}, got {size}")
         self.size = size
 
-    def _resize_crop(self, sample: Sample, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Cropped resized image and the crop's source row/column indices for nearest-resized maps."""
-        _check_size(sample)
-        height, width = sample.image.shape[:2]
-        h, w = short_side_size(height, width, self.size)
-        top = int(rng.integers(0, h - self.size + 1))
-        left = int(rng.integers(0, w - self.size + 1))
-        image = np.asarray(Image.fromarray(sample.image).resize((w, h), Image.Resampling.BICUBIC))
-        image = image[top : top + self.size, left : left + self.size]
-        rows = nearest_indices(height, h)[top : top + self.size]
-        cols = nearest_indices(width, w)[left : left + self.size]
-        return image, rows, cols
-
     def __call__(self, sample: Sample, rng: np.random.Generator) -> dict[str, Any]:
-        image, rows, cols = self._resize_crop(sample, rng)
-        image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))  # uint8: 4x less to ship
-        out: dict[str, Any] = {"image": image, "key": sample.key, "label_kind": sample.label_kind}
+        size = short_side_size(*sample.image.shape[:2], self.size)
+        image, rows, cols = _resize_crop(sample, rng, size, (self.size, self.size))
+        out: dict[str, Any] = {"image": _uint8_chw(image), "key": sample.key, "label_kind": sample.label_kind}
         if sample.label is None:
             return out
         index = (rows[:, None], cols[None, :])  # crop first, then work on S x S pixels only
@@ -214,12 +245,15 @@ class EvalTransform:
             raise ValueError(f"size must be at least {MIN_SIDE}, got {size}")
         self.size = size
 
+    def network_size(self, height: int, width: int) -> tuple[int, int]:
+        """The network input size of an ``height`` x ``width`` image: :func:`lower_bound_size`."""
+        return lower_bound_size(height, width, self.size)
+
     def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> dict[str, Any]:
         _check_size(sample)
         height, width = sample.image.shape[:2]
         image = _image_tensor(sample.image)[None]
-        size = lower_bound_size(height, width, self.size)
-        image = F.interpolate(image, size=size, mode="bicubic", align_corners=False)
+        image = F.interpolate(image, size=self.network_size(height, width), mode="bicubic", align_corners=False)
         out: dict[str, Any] = {
             "image": image[0],
             "original_size": torch.tensor([height, width]),
@@ -230,4 +264,80 @@ class EvalTransform:
             valid = valid_pixels(sample)
             out["label"] = torch.from_numpy(np.where(valid, sample.label, 0.0).astype(np.float32))
             out["mask"] = torch.from_numpy(valid)
+        return out
+
+
+def check_crop(crop: tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``crop`` as an (h, w) tuple; ``ValueError`` unless both sides are positive multiples of 14 (ViT patches)."""
+    if len(crop) != 2 or min(crop) < PATCH_SIZE or any(side % PATCH_SIZE for side in crop):
+        raise ValueError(
+            f"crop must be (height, width), both multiples of {PATCH_SIZE} (the ViT patch), got {list(crop)}; "
+            "e.g. [392, 518] (the paper's NYUv2 crop), [378, 770] (its KITTI 384 x 768 at multiples of 14)"
+        )
+    return int(crop[0]), int(crop[1])
+
+
+def _metric_depth(sample: Sample) -> tuple[np.ndarray, np.ndarray] | None:
+    """Depth in metres (0 where invalid) and the valid pixels of a labeled sample: :func:`valid_pixels` without the
+    sky (it has no metric depth); None for an unlabeled sample. ``SampleError`` unless the label is ``depth``."""
+    if sample.label is None:
+        return None
+    if sample.label_kind != "depth":
+        raise SampleError(
+            f"sample {sample.key!r}: metric depth needs depth labels in metres (label_kind 'depth'), got "
+            f"{sample.label_kind!r}; disparities have no metric scale"
+        )
+    valid = valid_pixels(sample)
+    if sample.sky is not None:
+        valid &= ~sample.sky
+    return np.where(valid, sample.label, 0.0).astype(np.float32), valid
+
+
+class MetricTrainTransform:
+    """Metric training: scale to cover ``crop`` = (h, w) (:func:`cover_size`: aspect kept, sides multiples of 14),
+    random (h, w) crop; depth labels stay in metres.
+
+    As the official V2 ``metric_depth`` datasets (``Resize(lower_bound, ensure_multiple_of=14)`` then ``Crop``), with
+    the crop (h, w) free: 518 x 518 for Hypersim / Virtual KITTI 2 (V2), 392 x 518 for NYUv2 (paper, supplementary
+    Sec. 1). Label, valid mask and sky are cropped through one nearest-neighbour index map, so the label only holds
+    stored depths; sky pixels are invalid (no metric depth). The horizontal flip runs on the device
+    (:meth:`~anydepth.training.DepthTrainingModule.flip_labeled`), the depth-range filter in the loss.
+
+    Returns ``{"image": 3 x h x w uint8 RGB, "label": h x w float32 depth in metres (0 where invalid), "mask": h x w
+    bool, "key", "label_kind"}``. ``SampleError`` (the pipeline skips and logs the sample) for labels other than
+    ``depth`` and images under 14 px per side.
+    """
+
+    def __init__(self, crop: tuple[int, int] = (518, 518)) -> None:
+        self.crop = check_crop(crop)
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> dict[str, Any]:
+        depth = _metric_depth(sample)
+        size = cover_size(*sample.image.shape[:2], self.crop)
+        image, rows, cols = _resize_crop(sample, rng, size, self.crop)
+        out: dict[str, Any] = {"image": _uint8_chw(image), "key": sample.key, "label_kind": sample.label_kind}
+        if depth is not None:
+            index = (rows[:, None], cols[None, :])
+            out["label"], out["mask"] = torch.from_numpy(depth[0][index]), torch.from_numpy(depth[1][index])
+        return out
+
+
+class MetricEvalTransform(EvalTransform):
+    """Metric evaluation: :class:`EvalTransform` with the image scaled as :class:`MetricTrainTransform` scales it
+    for the same ``crop`` (:func:`cover_size`), uncropped, so the network sees objects at their training size (the
+    official V2 validation resizes with the training ``Resize``); depth labels in metres at the original
+    resolution, sky invalid. ``SampleError`` for labels other than ``depth``."""
+
+    def __init__(self, crop: tuple[int, int] = (518, 518)) -> None:
+        self.crop = check_crop(crop)
+        super().__init__(min(self.crop))  # its size: the shorter crop side, the scale of the images it covers
+
+    def network_size(self, height: int, width: int) -> tuple[int, int]:
+        return cover_size(height, width, self.crop)
+
+    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> dict[str, Any]:
+        depth = _metric_depth(sample)
+        out = super().__call__(sample, rng)
+        if depth is not None:
+            out["label"], out["mask"] = torch.from_numpy(depth[0]), torch.from_numpy(depth[1])
         return out

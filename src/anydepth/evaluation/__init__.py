@@ -1,15 +1,18 @@
-"""Zero-shot relative depth evaluation on the paper's benchmarks (Depth Anything, Table 2).
+"""Depth evaluation on the paper's benchmarks: zero-shot relative depth (Depth Anything, Table 2) and metric depth
+(Sec. 4.3, Tables 3-4).
 
 - :mod:`~anydepth.evaluation.protocols`: :class:`Protocol` (depth range, crop, alignment of one benchmark) and the
-  one registry, ``protocols.yaml`` shipped in this package: :data:`PROTOCOLS` (the seven paper benchmarks and the
-  offline ``demo`` set) and :data:`DEFAULT_BENCHMARKS` (the paper's seven); :func:`load_protocols` merges a user's
+  one registry, ``protocols.yaml`` shipped in this package: :data:`PROTOCOLS` (the seven zero-shot paper benchmarks,
+  the metric ones and the offline ``demo`` set), :data:`DEFAULT_BENCHMARKS` (the paper's seven, relative mode) and
+  :data:`METRIC_BENCHMARKS` (NYUv2 and KITTI, metric mode: ``align: none``); :func:`load_protocols` merges a user's
   YAML over it field by field.
 - :mod:`~anydepth.evaluation.data`: :func:`benchmark_shards` (``data_root/<benchmark>/manifest.json``, built by
   ``anydepth shards build --source <benchmark>``, or the directory a protocol names with ``shards``, checked with
   one error listing every problem) and :class:`BenchmarkDataModule` (every sample read once, shards dealt to ranks).
 - :mod:`~anydepth.evaluation.evaluator`: :class:`DepthEvaluator`, the LightningModule that scores each image
   (prediction upsampled to the ground truth, per-image least-squares scale and shift in disparity space), and
-  :class:`EvalProgressBar`.
+  :class:`EvalProgressBar`; a metric model's depth is compared as it is by metric protocols and inverted to
+  disparity (then aligned) by relative ones.
 - :mod:`~anydepth.evaluation.report`: :func:`format_markdown_table` and :func:`write_report` (JSON).
 - :mod:`~anydepth.evaluation.run`: :func:`evaluate` runs the evaluator with ``lightning.Trainer.test``
   (``anydepth eval``). The same two classes run from a LightningCLI config: ``anydepth test --config
@@ -28,9 +31,13 @@ from anydepth.evaluation.protocols import (
     CROPS,
     DEFAULT_BENCHMARKS,
     DEFAULT_PROTOCOLS_YAML,
+    METRIC_BENCHMARKS,
+    MODES,
     PROTOCOLS,
     EvaluationError,
     Protocol,
+    check_mode,
+    default_benchmarks,
     load_protocols,
     protocol_table,
 )
@@ -47,6 +54,8 @@ __all__ = [
     "DEFAULT_BENCHMARKS",
     "DEFAULT_PROTOCOLS_YAML",
     "IMAGES",
+    "METRIC_BENCHMARKS",
+    "MODES",
     "PROTOCOLS",
     "BenchmarkDataModule",
     "DepthEvaluator",
@@ -55,6 +64,8 @@ __all__ = [
     "Protocol",
     "Results",
     "benchmark_shards",
+    "check_mode",
+    "default_benchmarks",
     "evaluate",
     "format_markdown_table",
     "load_protocols",

@@ -34,15 +34,19 @@ def _listing(directory: Path, limit: int = 12) -> str:
     return ", ".join(entries[:limit]) + more
 
 
-def _build_hint(name: str, directory: Path) -> str:
-    kind = name if name in SOURCES else "<reader kind>"  # the paper benchmarks' readers share their names
-    return f"anydepth shards build --source {kind} --root <{name} dataset root> --out {directory}"
+def _build_hint(protocol: Protocol, directory: Path) -> str:
+    """The build command of a protocol's shards: its reader is the kind named like the protocol (the paper
+    benchmarks) or like the first part of its ``shards`` directory (``nyuv2-metric`` reads ``nyuv2``)."""
+    candidates = (protocol.name, *Path(protocol.shards or protocol.name).parts[:1])
+    kind = next((c for c in candidates if c in SOURCES), None)
+    root = f"<{kind or protocol.name} dataset root>"
+    return f"anydepth shards build --source {kind or '<reader kind>'} --root {root} --out {directory}"
 
 
 def _benchmark_problem(protocol: Protocol, data_root: Path) -> str | None:
     """What is wrong with the protocol's shard directory under ``data_root``, or None when it is complete."""
     name, directory = protocol.name, protocol.shard_dir(data_root)
-    expected = f"expected {directory / MANIFEST_NAME} built with `{_build_hint(name, directory)}`"
+    expected = f"expected {directory / MANIFEST_NAME} built with `{_build_hint(protocol, directory)}`"
     if not directory.is_dir():
         parent = directory.parent
         if not parent.is_dir():
@@ -64,6 +68,11 @@ def _benchmark_problem(protocol: Protocol, data_root: Path) -> str | None:
         return (
             f"{name}: the shards in {directory} hold label_kind={manifest.label_kind!r}, but zero-shot evaluation "
             f"needs ground truth ({', '.join(LABEL_KINDS)}); {expected}"
+        )
+    if protocol.mode == "metric" and manifest.label_kind != "depth":
+        return (
+            f"{name}: the shards in {directory} hold label_kind={manifest.label_kind!r}, but metric evaluation "
+            "compares metres with metric depth ground truth (label_kind 'depth')"
         )
     if manifest.source != name and protocol.shards is None:  # a protocol naming its shards chose them knowingly
         logger.warning(

@@ -1,4 +1,5 @@
-"""The zero-shot evaluator (Depth Anything, Table 2) as a LightningModule, and its progress bar.
+"""The evaluator (zero-shot relative depth, Depth Anything Table 2; metric depth, Tables 3-4) as a LightningModule,
+and its progress bar.
 
 Per image (paper, supplementary Sec. 1; see :mod:`anydepth.evaluation`):
 
@@ -12,7 +13,11 @@ Per image (paper, supplementary Sec. 1; see :mod:`anydepth.evaluation`):
    ground-truth size);
 4. the prediction is aligned to ``1 / depth`` over the valid pixels by least-squares scale and shift (MiDaS,
    disparity space), inverted to depth, clamped to the range, and scored (AbsRel, delta_1, ...), see
-   :mod:`anydepth.metrics`; each image counts once and the benchmark score is the mean over images.
+   :mod:`anydepth.metrics`; each image counts once and the benchmark score is the mean over images. A metric
+   protocol (``align: none``, paper Sec. 4.3) skips the alignment: a metric model's depth in metres is clamped to
+   the range and scored as it is. A metric model under a relative protocol is aligned like any model, its depth
+   first inverted to disparity (:meth:`Protocol.as_disparity`); a relative model has no metres for a metric
+   protocol (an :class:`EvaluationError` before any work).
 
 The metrics are torchmetrics states reduced by sum across ranks, and each rank reads a disjoint set of shards, so
 ``devices=N`` (DDP) gives the single-device result exactly (up to float summation order).
@@ -36,6 +41,7 @@ from torch import Tensor, nn
 from anydepth.evaluation.data import BenchmarkDataModule
 from anydepth.evaluation.protocols import DEFAULT_BENCHMARKS, PROTOCOLS, EvaluationError, Protocol, load_protocols
 from anydepth.evaluation.report import IMAGES, format_markdown_table, write_report
+from anydepth.inference import model_head
 from anydepth.metrics import depth_from_label
 from anydepth.models.depth_anything import DepthAnything
 from anydepth.models.preprocess import normalize, upsample_prediction
@@ -53,7 +59,8 @@ EVALUATION_WARNINGS = (
 
 
 class DepthEvaluator(pl.LightningModule):
-    """Zero-shot evaluation of a :class:`DepthAnything` as a LightningModule for ``Trainer.test`` (``anydepth test``).
+    """Evaluation of a :class:`DepthAnything` (relative or metric) as a LightningModule for ``Trainer.test``
+    (``anydepth test``).
 
     ``test_step`` takes :class:`~anydepth.data.transforms.EvalTransform` batches of dataloader ``i`` =
     ``benchmarks[i]`` (``image`` in [0, 1], ImageNet-normalised here on the device; ``label`` (depth, or disparity
@@ -129,6 +136,7 @@ class DepthEvaluator(pl.LightningModule):
         if protocols is not None and not isinstance(protocols, Mapping):
             protocols = {p.name: p for p in protocols}
         self.model = model.eval()
+        self.head = model_head(model)
         # DDP: a rank may hold no shard of some benchmark (the data module gives every rank at least one batch)
         self.allow_zero_length_dataloader_with_multiple_devices = True
         self.output = None if output is None else Path(output)
@@ -152,6 +160,12 @@ class DepthEvaluator(pl.LightningModule):
         if len(set(benchmarks)) != len(benchmarks):
             raise EvaluationError(f"benchmarks listed twice: {benchmarks}")
         chosen = {name: protocols[name] for name in benchmarks}
+        metric = [name for name, protocol in chosen.items() if protocol.mode == "metric"]
+        if metric and self.head != "metric":
+            raise EvaluationError(
+                f"benchmark(s) {', '.join(metric)} score metric depth (align: none), but the model is relative (it "
+                "predicts disparity up to scale and shift): evaluate a metric checkpoint, or relative benchmarks"
+            )
         if benchmarks == self.benchmarks and chosen == self.protocols:
             return
         self.benchmarks, self.protocols = benchmarks, chosen
@@ -197,7 +211,8 @@ class DepthEvaluator(pl.LightningModule):
         if stage != "test" or not self.results or not self.trainer.is_global_zero:
             return
         if self.print_table:
-            print(format_markdown_table(self.results), flush=True)
+            metric = all(p.mode == "metric" for p in self.protocols.values())
+            print(format_markdown_table(self.results, metric=metric), flush=True)
         if self.output is not None:
             write_report(
                 self.output,
@@ -215,7 +230,8 @@ class DepthEvaluator(pl.LightningModule):
         return self
 
     def forward(self, images: Tensor) -> Tensor:
-        """``B x 3 x h x w`` images in [0, 1] (sides multiples of 14) -> ``B x h x w`` relative disparity."""
+        """``B x 3 x h x w`` images in [0, 1] (sides multiples of 14) -> ``B x h x w`` relative disparity (metric
+        model: depth in metres)."""
         return self.model(normalize(images))
 
     def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -233,6 +249,8 @@ class DepthEvaluator(pl.LightningModule):
             raise EvaluationError(f"{name}: samples {keys}: label {tuple(depth.shape[-2:])} != original_size {size}")
         pred = upsample_prediction(self(batch["image"]), size, self.model.config.version)
         protocol = self.protocols[name]
+        if self.head == "metric" and protocol.mode == "relative":
+            pred = protocol.as_disparity(pred)
         self.metrics[name].update(pred, depth, protocol.valid_mask(depth, mask))
 
     def on_test_start(self) -> None:

@@ -3,9 +3,11 @@
 Protocol (paper, supplementary Sec. 1): "During inference, we do not crop images and only ensure both sides are
 multipliers of 14 [...]. Evaluation is performed at the original resolution by interpolating the prediction.
 Following MiDaS, in zero-shot evaluation, the scale and shift of our prediction are manually aligned with the ground
-truth." The paper gives no depth ranges or crops: the registry ``protocols.yaml`` beside this module documents the
-convention chosen for each benchmark and where it comes from (``note``). It is loaded once into :data:`PROTOCOLS`
-and :data:`DEFAULT_BENCHMARKS`; :func:`load_protocols` merges a user's YAML over it field by field.
+truth." Metric depth (Sec. 4.3, Tables 3-4, evaluated "with the ZoeDepth codebase") aligns nothing: protocols with
+``align: none`` compare the prediction in metres directly. The paper gives no depth ranges or crops: the registry
+``protocols.yaml`` beside this module documents the convention chosen for each benchmark and where it comes from
+(``note``). It is loaded once into :data:`PROTOCOLS`, :data:`DEFAULT_BENCHMARKS` (relative mode) and
+:data:`METRIC_BENCHMARKS` (metric mode); :func:`load_protocols` merges a user's YAML over it field by field.
 
 This module imports no Lightning, so the command line reads the registry cheaply.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from importlib.resources import files
 from pathlib import Path
@@ -31,15 +33,23 @@ __all__ = [
     "CROPS",
     "DEFAULT_BENCHMARKS",
     "DEFAULT_PROTOCOLS_YAML",
+    "METRIC_BENCHMARKS",
+    "MODES",
     "PROTOCOLS",
     "EvaluationError",
     "Protocol",
+    "check_mode",
+    "default_benchmarks",
     "load_protocols",
     "protocol_table",
 ]
 
 CropName = Literal["none", "eigen", "garg"]
 AlignName = Literal["disparity", "depth", "none"]
+Mode = Literal["relative", "metric"]
+MODES: tuple[str, ...] = get_args(Mode)
+"""``relative``: the prediction is aligned per image (``align`` disparity / depth); ``metric``: it is compared in
+metres as it is (``align: none``, paper Sec. 4.3)."""
 
 CROPS: dict[str, tuple[float, float, float, float] | None] = {
     "none": None,
@@ -145,6 +155,17 @@ class Protocol:
         """The benchmark's shard directory: ``data_root / (shards or name)`` (an absolute ``shards`` as is)."""
         return Path(data_root) / (self.shards or self.name)
 
+    def as_disparity(self, depth: Tensor) -> Tensor:
+        """A metric model's depth for this (relative) protocol's disparity alignment: ``1 / depth``, the depth first
+        clamped to the range (as metric scoring clamps it), so a near-zero depth cannot dominate the least squares."""
+        low = max(self.min_depth, torch.finfo(depth.dtype).tiny)
+        return 1.0 / depth.clamp(min=low, max=self.max_depth)
+
+    @property
+    def mode(self) -> Mode:
+        """``"metric"`` for ``align: none`` (metric depth compared as it is), else ``"relative"``."""
+        return "metric" if self.align == "none" else "relative"
+
     def metric(self) -> RelativeDepthMetrics:
         """A fresh :class:`~anydepth.metrics.RelativeDepthMetrics` with this protocol's alignment and range."""
         return RelativeDepthMetrics(align=self.align, min_depth=self.min_depth, max_depth=self.max_depth)
@@ -179,27 +200,53 @@ def _merge(base: Mapping[str, Protocol], entries: Any, origin: str) -> dict[str,
     return merged
 
 
-def _load_registry() -> tuple[dict[str, Protocol], tuple[str, ...]]:
-    """``(protocols, default benchmarks)`` of :data:`DEFAULT_PROTOCOLS_YAML`, checked (every default has a
-    protocol)."""
+_DEFAULT_LISTS = {"relative": "default_benchmarks", "metric": "metric_benchmarks"}  # mode -> registry key
+
+
+def _load_registry() -> tuple[dict[str, Protocol], dict[str, tuple[str, ...]]]:
+    """``(protocols, {mode: default benchmarks})`` of :data:`DEFAULT_PROTOCOLS_YAML`, checked (every default has a
+    protocol of its list's mode)."""
     origin = f"the protocol registry {DEFAULT_PROTOCOLS_YAML}"
     registry = yaml.safe_load(DEFAULT_PROTOCOLS_YAML.read_text())
-    if not isinstance(registry, Mapping) or set(registry) != {"default_benchmarks", "protocols"}:
-        raise EvaluationError(f"{origin}: expected the keys default_benchmarks and protocols")
+    if not isinstance(registry, Mapping) or set(registry) != {*_DEFAULT_LISTS.values(), "protocols"}:
+        raise EvaluationError(f"{origin}: expected the keys {', '.join(_DEFAULT_LISTS.values())} and protocols")
     protocols = _merge({}, registry["protocols"], origin)
-    defaults = tuple(registry["default_benchmarks"])
-    unknown = [name for name in defaults if name not in protocols]
-    if unknown:
-        raise EvaluationError(f"{origin}: default_benchmarks {unknown} have no protocol")
+    defaults = {mode: tuple(registry[key]) for mode, key in _DEFAULT_LISTS.items()}
+    for mode, names in defaults.items():
+        wrong = [name for name in names if name not in protocols or protocols[name].mode != mode]
+        if wrong:
+            raise EvaluationError(f"{origin}: {_DEFAULT_LISTS[mode]} {wrong} have no {mode} protocol")
     return protocols, defaults
 
 
 _REGISTRY = _load_registry()
 PROTOCOLS: dict[str, Protocol] = _REGISTRY[0]
-"""Every registered protocol (the seven paper benchmarks and ``demo``), in registry order; see each ``note`` and
-the README's "Zero-shot evaluation"."""
-DEFAULT_BENCHMARKS: tuple[str, ...] = _REGISTRY[1]
-"""The benchmarks ``anydepth eval`` scores by default: the paper's zero-shot benchmarks (Table 2)."""
+"""Every registered protocol (the seven zero-shot paper benchmarks, the metric ones and ``demo``), in registry
+order; see each ``note`` and the README's "Zero-shot evaluation" and "Metric depth evaluation"."""
+DEFAULT_BENCHMARKS: tuple[str, ...] = _REGISTRY[1]["relative"]
+"""The benchmarks ``anydepth eval`` scores by default in relative mode: the paper's zero-shot benchmarks (Table 2)."""
+METRIC_BENCHMARKS: tuple[str, ...] = _REGISTRY[1]["metric"]
+"""The benchmarks ``anydepth eval`` scores by default in metric mode: NYUv2 and KITTI (Tables 3 and 4)."""
+
+
+def default_benchmarks(mode: str) -> tuple[str, ...]:
+    """:data:`DEFAULT_BENCHMARKS` for ``"relative"``, :data:`METRIC_BENCHMARKS` for ``"metric"``."""
+    if mode not in MODES:
+        raise EvaluationError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return _REGISTRY[1][mode]
+
+
+def check_mode(benchmarks: Sequence[str], protocols: Mapping[str, Protocol], mode: str) -> None:
+    """Raise :class:`EvaluationError` unless every benchmark's protocol is of ``mode`` (:attr:`Protocol.mode`):
+    a metric evaluation aligns nothing, a relative one aligns every image, never a mix in one run."""
+    wrong = [name for name in benchmarks if name in protocols and protocols[name].mode != mode]
+    if wrong:
+        other = [name for name, p in protocols.items() if p.mode == mode]
+        raise EvaluationError(
+            f"{mode} mode: benchmark(s) {', '.join(wrong)} have {'metric' if mode == 'relative' else 'relative'} "
+            f"protocols (align: {', '.join(sorted({protocols[n].align for n in wrong}))}); {mode} protocols: "
+            f"{', '.join(other)}"
+        )
 
 
 def load_protocols(

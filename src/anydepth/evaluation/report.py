@@ -32,6 +32,8 @@ _COLUMNS = {
     IMAGES: "images",
 }
 _ORDER = ("abs_rel", "d1", "sq_rel", "rmse", "rmse_log", "log10", "silog", "d2", "d3", IMAGES)
+_METRIC_ORDER = ("d1", "d2", "d3", "abs_rel", "rmse", "log10", "rmse_log", "sq_rel", "silog", IMAGES)
+"""Metric depth tables: the columns of the paper's Tables 3 (NYUv2) and 4 (KITTI) first, in their order."""
 
 
 def _cell(name: str, value: Any) -> str:
@@ -52,10 +54,12 @@ def _benchmarks_of(per_model: Mapping[str, Results]) -> list[str]:
     return list(dict.fromkeys(name for results in per_model.values() for name in results))
 
 
-def format_markdown_table(results: Results | Mapping[str, Results]) -> str:
+def format_markdown_table(results: Results | Mapping[str, Results], metric: bool = False) -> str:
     """One model's ``{benchmark: {metric: value}}`` as a Markdown table: one row per benchmark (in the given order),
-    columns AbsRel and δ1 first, then SqRel, RMSE, RMSE log, log10, SILog, δ2, δ3, images (the metrics present),
-    values with 3 decimals (``n/a`` for NaN, i.e. no valid image). Unknown metric keys follow under their own name.
+    columns AbsRel and δ1 first, then SqRel, RMSE, RMSE log, log10, SILog, δ2, δ3, images (the metrics present);
+    with ``metric`` (metric depth), the paper's Tables 3-4 order: δ1, δ2, δ3, AbsRel, RMSE, log10, RMSE log, then
+    SqRel, SILog, images. Values with 3 decimals (``n/a`` for NaN, i.e. no valid image). Unknown metric keys follow
+    under their own name.
 
     Several models' ``{model: {benchmark: {metric: value}}}`` give one table with a ``model`` column after
     ``benchmark``: rows grouped by benchmark (in order of first appearance) and, within a group, one per model that
@@ -66,7 +70,8 @@ def format_markdown_table(results: Results | Mapping[str, Results]) -> str:
     else:
         labels, rows = ["benchmark"], [([name], metrics) for name, metrics in results.items()]
     present = {key for _, metrics in rows for key in metrics}
-    keys = [k for k in _ORDER if k in present] + sorted(present - set(_ORDER))
+    order = _METRIC_ORDER if metric else _ORDER
+    keys = [k for k in order if k in present] + sorted(present - set(order))
     lines = [
         "| " + " | ".join([*labels, *(_COLUMNS.get(k, k) for k in keys)]) + " |",
         "| " + " | ".join(["---"] * (len(labels) + len(keys))) + " |",

@@ -1,10 +1,13 @@
-"""``evaluate()``: zero-shot evaluation of a checkpoint or model on benchmark shards (``anydepth eval``)."""
+"""``evaluate()``: relative (zero-shot) or metric evaluation of a checkpoint or model on benchmark shards
+(``anydepth eval``)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from torch import nn
 
 from anydepth.evaluation.data import BenchmarkDataModule, benchmark_shards
 from anydepth.evaluation.evaluator import EVALUATION_WARNINGS, DepthEvaluator, EvalProgressBar
@@ -16,7 +19,7 @@ __all__ = ["evaluate"]
 
 
 def evaluate(
-    checkpoint_or_model: str | os.PathLike | DepthAnything,
+    checkpoint_or_model: str | os.PathLike | nn.Module,
     benchmarks: Sequence[str],
     data_root: str | os.PathLike,
     input_size: int = 518,
@@ -32,10 +35,12 @@ def evaluate(
     version: str | None = None,
     **trainer_kwargs: Any,
 ) -> dict[str, dict[str, float]]:
-    """Zero-shot evaluation of a checkpoint (any format ``DepthAnything.from_checkpoint`` reads, with the optional
+    """Evaluation of a checkpoint (any format ``DepthAnything.from_checkpoint`` reads, with the optional
     ``encoder``/``version`` hints) or a model on ``benchmarks``, each read from ``data_root/<benchmark>`` or the
     directory its protocol names (:meth:`Protocol.shard_dir`; a directory with ``manifest.json`` written by
-    ``anydepth shards build``).
+    ``anydepth shards build``). Relative protocols align each prediction (zero-shot, Table 2); metric ones
+    (``align: none``, e.g. :data:`~anydepth.evaluation.METRIC_BENCHMARKS`) score a metric model's metres as they are
+    (Tables 3-4), and refuse a relative model.
 
     Runs ``lightning.Trainer(accelerator, devices, strategy, precision, **trainer_kwargs).test`` (an
     :func:`~anydepth.prediction.offline_trainer`) once over one loader per benchmark; ``devices=N`` evaluates under
@@ -48,13 +53,14 @@ def evaluate(
         "images": int}}`` in the order of ``benchmarks``; the same on every rank.
 
     Raises:
-        EvaluationError: an unknown benchmark, or missing / incomplete shards (all problems in one message).
+        EvaluationError: an unknown benchmark, missing / incomplete shards (all problems in one message), or a
+            relative model on a metric protocol.
     """
     protocols = PROTOCOLS if protocols is None else protocols
     benchmarks = list(dict.fromkeys(benchmarks))
     check_prediction_settings(input_size, batch_size, error=EvaluationError)
     shards = benchmark_shards(benchmarks, data_root, protocols)
-    if isinstance(checkpoint_or_model, DepthAnything):
+    if isinstance(checkpoint_or_model, nn.Module):
         model = checkpoint_or_model
     else:
         model = DepthAnything.from_checkpoint(checkpoint_or_model, encoder=encoder, version=version)

@@ -290,3 +290,17 @@ class DepthAnything(nn.Module):
         from anydepth.checkpoints import save_checkpoint
 
         save_checkpoint(self, path, format=format)
+
+    def export(
+        self,
+        path: str | os.PathLike,
+        format: str = "onnx",
+        precision: str = "fp32",
+        input_size: tuple[int, int] | None = None,
+        bake_preprocessing: bool = False,
+    ) -> Any:
+        """Write an ``onnx``, ``torchscript`` or ``torch-export`` file of this model and check it against the model;
+        returns an ``ExportReport`` (see ``anydepth.export.export_model``)."""
+        from anydepth.export import export_model
+
+        return export_model(self, path, format, precision, input_size, bake_preprocessing)

@@ -9,6 +9,9 @@ A sample is the set of tar members sharing a key (WebDataset convention, ``<key>
   a ``mask.png``: non-finite or negative ones); a labeled sample needs at least one valid pixel.
 - ``mask.png``: optional 8-bit valid-pixel mask (non-zero = valid); default ``label > 0 & finite``.
 - ``sky.png``: optional 8-bit sky mask (non-zero = sky); sky disparity is set to 0 for training.
+- ``seg.png``: optional H x W semantic class ids (segmentation sets, paper Sec. 4.4), 8-bit or 16-bit single-channel
+  PNG (uint8 / uint16 arrays; 8-bit palette PNGs decode to their indices); the dataset's ignore value (255 for
+  ADE20K and Cityscapes) marks unlabeled pixels. A sample may hold only a segmentation (``label_kind`` None).
 - ``meta.json``: ``source``, ``label_kind`` (null for unlabeled), ``original_size`` ([H, W] before
   any build-time downscaling), ``scale`` (build-time resize factor), plus anything a reader needs.
 
@@ -33,6 +36,8 @@ from PIL import Image
 LABEL_KINDS: tuple[str, ...] = ("depth", "disparity", "relative_disparity")
 IMAGE_FIELDS: tuple[str, ...] = ("image.jpg", "image.png")
 LABEL_FIELD, MASK_FIELD, SKY_FIELD, META_FIELD = "label.npy", "mask.png", "sky.png", "meta.json"
+SEG_FIELD = "seg.png"
+SEG_DTYPES: tuple[np.dtype, ...] = (np.dtype(np.uint8), np.dtype(np.uint16))
 JPEG_QUALITY = 95
 _KEY = re.compile(r"^[A-Za-z0-9_\-/]+$")  # no dots: WebDataset splits key and field at the first dot
 
@@ -46,7 +51,7 @@ class Sample:
     """One decoded sample. ``image`` H x W x 3 uint8 RGB; ``label`` H x W float32 or None;
     ``mask``/``sky`` H x W bool or None; ``meta`` the JSON metadata (``label_kind`` lives there);
     ``record`` the raw webdataset record (field -> bytes, ``__key__``, ``__url__``) that ``decode_sample``
-    decoded it from, None for samples made in memory."""
+    decoded it from, None for samples made in memory; ``seg`` H x W uint8 or uint16 class ids or None."""
 
     key: str
     image: np.ndarray
@@ -55,6 +60,7 @@ class Sample:
     sky: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    seg: np.ndarray | None = None
 
     @property
     def label_kind(self) -> str | None:
@@ -103,6 +109,9 @@ def validate_sample(sample: Sample, shard: str | None = None) -> None:
         value = getattr(sample, name)
         if value is not None and (value.shape != size or value.dtype != bool):
             raise SampleError(f"{where}: {name}.png must be an H x W boolean mask of the image size {size}")
+    seg = sample.seg
+    if seg is not None and (seg.shape != size or seg.dtype not in SEG_DTYPES):
+        raise SampleError(f"{where}: seg.png must be an H x W uint8 or uint16 class-id map of the image size {size}")
     if sample.label is not None and not _has_valid_pixel(sample, sample.label):
         raise SampleError(f"{where}: label has no valid pixel (all non-finite, out of range or masked out)")
 
@@ -144,6 +153,8 @@ def encode_sample(sample: Sample, image_format: str = "jpg", label_dtype: str = 
         record[MASK_FIELD] = _mask_bytes(sample.mask)
     if sample.sky is not None:
         record[SKY_FIELD] = _mask_bytes(sample.sky)
+    if sample.seg is not None:
+        record[SEG_FIELD] = _png_bytes(sample.seg)
     record[META_FIELD] = _meta_bytes(sample.meta)
     return record
 
@@ -190,6 +201,15 @@ def _mask(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("L")) > 0
 
 
+def decode_seg(data: bytes) -> np.ndarray:
+    """Class ids of an 8-bit (grey or palette: the indices) or 16-bit PNG as uint8 / uint16."""
+    with Image.open(io.BytesIO(data)) as image:
+        if image.mode not in ("L", "P", "I;16", "I"):
+            raise ValueError(f"expected a single-channel 8- or 16-bit PNG, got mode {image.mode}")
+        ids = np.asarray(image)
+    return ids.astype(np.uint8 if image.mode in ("L", "P") else np.uint16)
+
+
 def _image_field(record: dict[str, Any], where: str) -> str:
     image_field = next((f for f in IMAGE_FIELDS if f in record), None)
     if image_field is None:
@@ -215,6 +235,7 @@ def decode_sample(record: dict[str, Any], shard: str | None = None) -> Sample:
         label = label.astype(np.float32)
     mask = _decode_field(record, MASK_FIELD, where, _mask) if MASK_FIELD in record else None
     sky = _decode_field(record, SKY_FIELD, where, _mask) if SKY_FIELD in record else None
-    sample = Sample(key=key, image=image, label=label, mask=mask, sky=sky, meta=meta, record=record)
+    seg = _decode_field(record, SEG_FIELD, where, decode_seg) if SEG_FIELD in record else None
+    sample = Sample(key=key, image=image, label=label, mask=mask, sky=sky, meta=meta, record=record, seg=seg)
     validate_sample(sample, shard)
     return sample

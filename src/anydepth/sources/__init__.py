@@ -20,6 +20,8 @@ SOURCES: dict[str, str] = {
     "vkitti2": "anydepth.sources.vkitti2:VKITTI2Source",
     "nyuv2": "anydepth.sources.benchmarks.nyuv2:NYUv2Source",
     "kitti": "anydepth.sources.benchmarks.kitti:KITTISource",
+    "nyuv2-train": "anydepth.sources.benchmarks.nyuv2:NYUv2TrainSource",
+    "kitti-eigen-train": "anydepth.sources.benchmarks.kitti:KITTIEigenTrainSource",
     "sintel": "anydepth.sources.benchmarks.sintel:SintelSource",
     "ddad": "anydepth.sources.benchmarks.ddad:DDADSource",
     "eth3d": "anydepth.sources.benchmarks.eth3d:ETH3DSource",
@@ -28,9 +30,12 @@ SOURCES: dict[str, str] = {
     "demo-unlabeled": "anydepth.sources.demo:DemoUnlabeledSource",
     "demo-eval": "anydepth.sources.demo:DemoEvalSource",
     "demo-train": "anydepth.sources.demo:DemoTrainSource",
+    "ade20k": "anydepth.sources.segmentation:ADE20KSource",
+    "cityscapes": "anydepth.sources.segmentation:CityscapesSource",
+    "demo-seg": "anydepth.sources.demo:DemoSegSource",
 }
 
-ROOTLESS: frozenset[str] = frozenset({"demo-unlabeled", "demo-eval", "demo-train"})
+ROOTLESS: frozenset[str] = frozenset({"demo-unlabeled", "demo-eval", "demo-train", "demo-seg"})
 """Kinds whose reader reads no dataset root (installed or rendered data): the builder needs no ``root`` for them."""
 
 

@@ -31,6 +31,11 @@ leftovers and rebuilds the rest; resuming with other settings or a changed input
 ``build.json`` and per-shard ``.json`` files stay next to the shards after ``manifest.json`` is written (a few
 hundred bytes each), so resuming a finished build is a no-op that only re-hashes the shards. Without ``resume``, a
 directory that already holds a build is refused.
+
+``num_parts=N, part=I`` builds only the shards whose index is ``I mod N`` (same shard list, names and bytes as the
+single-node build), so N nodes can build one directory together; each part records itself in
+``parts/part-I-of-N.json`` instead of ``build.json``, resumes on its own, and the last part to finish writes
+``manifest.json`` (:mod:`anydepth.sources.parts`, which also holds the output-directory checks and locks).
 """
 
 from __future__ import annotations
@@ -49,26 +54,19 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from anydepth.files import atomic_write_json
-from anydepth.locks import OutputLock
 from anydepth.models.encoder import PATCH_SIZE
-from anydepth.shards.manifest import MANIFEST_NAME, Manifest, ShardRecord
+from anydepth.shards.manifest import Manifest, ShardRecord
 from anydepth.shards.schema import Sample, SampleError, encode_sample, validate_sample
 from anydepth.shards.verify import describe_failure
-from anydepth.shards.writer import SHARD_PATTERN, ShardWriter, completed_shard
+from anydepth.shards.writer import ShardWriter, completed_shard
 from anydepth.sources import ROOTLESS, Source, SourceError, SourceItem, get_source
+from anydepth.sources.parts import BuildError, Part, build_lock, finish_part, start_build
 from anydepth.sources.sky import SkySegmenter
 
 logger = logging.getLogger(__name__)
 
 IMAGE_FORMATS: tuple[str, ...] = ("jpg", "png")
 LABEL_DTYPES: tuple[str, ...] = ("float16", "float32")
-STATE_NAME = "build.json"
-
-
-class BuildError(ValueError):
-    """Bad build settings, or an output directory that does not fit the requested build."""
-
 
 # ---------------------------------------------------------------- per-sample work
 
@@ -98,7 +96,13 @@ def downscale_sample(sample: Sample, max_side: int | None) -> Sample:
         return None if array is None else _nearest(array, new_h, new_w)
 
     return replace(
-        sample, image=image, label=shrink(sample.label), mask=shrink(sample.mask), sky=shrink(sample.sky), meta=meta
+        sample,
+        image=image,
+        label=shrink(sample.label),
+        mask=shrink(sample.mask),
+        sky=shrink(sample.sky),
+        seg=shrink(sample.seg),
+        meta=meta,
     )
 
 
@@ -258,35 +262,6 @@ def _ordered_items(items: list[SourceItem], seed: int, name: str) -> list[Source
     return [ordered[i] for i in permutation]
 
 
-def _existing_build(out_dir: Path) -> list[str]:
-    names = [MANIFEST_NAME, STATE_NAME]
-    return sorted(p.name for p in out_dir.iterdir() if p.name in names or SHARD_PATTERN.match(p.name))
-
-
-def _check_resume(out_dir: Path, state: dict[str, Any]) -> None:
-    """Raise ``BuildError`` when the directory was built with other settings or inputs."""
-    recorded: list[tuple[str, dict[str, Any]]] = []
-    if (out_dir / STATE_NAME).is_file():
-        recorded.append((STATE_NAME, json.loads((out_dir / STATE_NAME).read_text())))
-    if (out_dir / MANIFEST_NAME).is_file():
-        manifest = Manifest.load(out_dir)
-        recorded.append((MANIFEST_NAME, {"settings": manifest.settings, **manifest.extra}))
-    for filename, old in recorded:
-        old_settings, new_settings = old.get("settings", {}), state["settings"]
-        changed = sorted(k for k in {*old_settings, *new_settings} if old_settings.get(k) != new_settings.get(k))
-        if changed:
-            diff = "; ".join(f"{k}: {old_settings.get(k)!r} -> {new_settings.get(k)!r}" for k in changed)
-            raise BuildError(
-                f"cannot resume {out_dir}: its {filename} was built with other settings ({diff}); "
-                "resume with the same settings or build into a new directory"
-            )
-        if "inputs_sha256" in old and old["inputs_sha256"] != state["inputs_sha256"]:
-            raise BuildError(
-                f"cannot resume {out_dir}: the source's inputs changed since the build started "
-                f"({old.get('num_inputs')} inputs then, {state['num_inputs']} now); build into a new directory"
-            )
-
-
 def _run_tasks(
     tasks: list[_ShardTask], source: Source, spec: tuple[Any, ...], sky: SkySegmenter | None, workers: int, method: str
 ) -> Iterator[dict[str, Any]]:
@@ -311,6 +286,31 @@ def _run_tasks(
         executor.shutdown(wait=True, cancel_futures=True)
 
 
+def _build_owned(
+    out: Path,
+    chunks: list[tuple[SourceItem, ...]],
+    part: Part,
+    options: _Options,
+    resume: bool,
+    run: tuple[Source, tuple[Any, ...], SkySegmenter | None, int, str],
+) -> list[dict[str, Any]]:
+    """Build ``part``'s chunks into ``out`` (with ``resume``, keeping its intact shards); their completion records in
+    chunk order. ``run``: the source, its worker spec, the sky model, the worker count and the start method."""
+    owned = [i for i in range(len(chunks)) if part.owns(i)]
+    done = {i: completed_shard(out, i) for i in owned} if resume else {}
+    records = {i: record for i, record in done.items() if record is not None}
+    if records:
+        logger.info("resuming: %d of %d shards already complete", len(records), len(owned))
+    tasks = [_ShardTask(i, chunks[i], str(out), options) for i in owned if i not in records]
+    for record in _run_tasks(tasks, *run):
+        records[record["index"]] = record
+        for skip in record["skipped"]:
+            logger.warning("skipped %s: %s", skip["input"], skip["reason"])
+        counts = record["samples"], len(record["skipped"]), len(records), len(owned)
+        logger.info("%s: %d written, %d skipped (%d/%d shards done)", record["name"], *counts)
+    return [records[i] for i in owned]
+
+
 def build_shards(
     source_kind: str | type[Source] | Source,
     root: str | os.PathLike[str] | None,
@@ -329,6 +329,8 @@ def build_shards(
     sky_model: str | os.PathLike[str] | None = None,
     sky_batch_size: int = 8,
     sky_device: str | None = None,
+    num_parts: int = 1,
+    part: int = 0,
 ) -> Manifest:
     """Build WebDataset shards and ``manifest.json`` in ``out_dir`` from a dataset reader (see the module doc).
 
@@ -338,11 +340,16 @@ def build_shards(
     for the kinds in ``ROOTLESS``. ``min_side`` is the smallest shorter side of a stored image. ``start_method`` is
     the multiprocessing start method of the worker pool. ``sky_model``: a local transformers segmentation model
     directory that predicts the sky masks of labeled samples (``sky_batch_size`` images per step on ``sky_device``,
-    None: CUDA when available; :mod:`anydepth.sources.sky`); its path and file digest are build settings. Raises
-    ``BuildError`` for bad settings, a missing root or an unfit ``out_dir``, ``SourceError`` for a wrong dataset
-    layout or an unusable sky model; items that fail to load or to validate are skipped and listed in the manifest.
+    None: CUDA when available; :mod:`anydepth.sources.sky`); its path and file digest are build settings.
+    ``num_parts`` > 1: build only part ``part`` (0-based) of the shards and return that part's record
+    (``parts/part-I-of-N.json``); ``manifest.json`` is written by the last part to finish. Raises ``BuildError`` for
+    bad settings, a missing root or an unfit ``out_dir`` (``MergeError`` when the last part finds the others unfit to
+    merge), ``OutputLockedError`` when another build holds ``out_dir`` (or this part), ``SourceError`` for a wrong
+    dataset layout or an unusable sky model; items that fail to load or to validate are skipped and listed in the
+    manifest.
     """
     _check_settings(max_side, min_side, samples_per_shard, workers, image_format, label_dtype)
+    this = Part(part, num_parts)
     cls, name, spec = _resolve_source(source_kind, root, split, source_kwargs)
     source = _make_source(spec)
     split = source.split if spec[0] == "instance" else split
@@ -365,58 +372,43 @@ def build_shards(
         raise BuildError(f"source_kwargs must be JSON-serialisable to be recorded in the manifest ({err})") from err
     items = _ordered_items(source.items(), seed, name)
     keys = "\n".join(item.key for item in items).encode()
-    state = {"settings": settings, "num_inputs": len(items), "inputs_sha256": hashlib.sha256(keys).hexdigest()}
+    header = Manifest(
+        source=name,
+        builder_version=_builder_version(),
+        split=split,
+        label_kind=source.label_kind,
+        synthetic=bool(getattr(source, "synthetic", False)),
+        settings=settings,
+        extra={
+            "root": None if root is None else str(root),
+            "num_inputs": len(items),
+            "inputs_sha256": hashlib.sha256(keys).hexdigest(),
+        },
+    )
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise BuildError(f"{out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    with OutputLock(out, "shards build"):  # a second build into the same directory stops here
-        existing = _existing_build(out)
-        if existing and not resume:
-            raise BuildError(
-                f"{out} already holds a build ({', '.join(existing[:3])}{', ...' if len(existing) > 3 else ''}); "
-                "pass --resume (resume=True) to continue it, or build into an empty directory"
-            )
-        if resume:
-            _check_resume(out, state)
-            for leftover in out.glob("*.tmp"):
-                logger.info("removing leftover %s", leftover.name)
-                leftover.unlink()
-        atomic_write_json(out / STATE_NAME, state)
-
+    with build_lock(out, this):  # a second build of the same directory (or part) stops here
+        start_build(out, header, this, resume)
         options = _Options(name, source.label_kind, max_side, min_side, image_format, label_dtype)
         chunks = [tuple(items[i : i + samples_per_shard]) for i in range(0, len(items), samples_per_shard)]
-        done = {i: completed_shard(out, i) for i in range(len(chunks))} if resume else {}
-        records = {i: record for i, record in done.items() if record is not None}
-        if records:
-            logger.info("resuming: %d of %d shards already complete", len(records), len(chunks))
-        tasks = [_ShardTask(i, chunk, str(out), options) for i, chunk in enumerate(chunks) if i not in records]
-        for record in _run_tasks(tasks, source, spec, sky, workers, start_method):
-            records[record["index"]] = record
-            for skip in record["skipped"]:
-                logger.warning("skipped %s: %s", skip["input"], skip["reason"])
-            counts = record["samples"], len(record["skipped"]), len(records), len(chunks)
-            logger.info("%s: %d written, %d skipped (%d/%d shards done)", record["name"], *counts)
-
-        ordered = [records[i] for i in range(len(chunks))]
-        manifest = Manifest(
-            source=name,
-            builder_version=_builder_version(),
-            shards=[ShardRecord(r["name"], r["samples"], r["bytes"], r["sha256"]) for r in ordered if r["samples"]],
-            split=split,
-            label_kind=source.label_kind,
-            synthetic=bool(getattr(source, "synthetic", False)),
-            settings=settings,
-            skipped=sorted((s for r in ordered for s in r["skipped"]), key=lambda s: s["input"]),
-            extra={
-                "root": None if root is None else str(root),
-                "num_inputs": state["num_inputs"],
-                "inputs_sha256": state["inputs_sha256"],
-            },
+        records = _build_owned(out, chunks, this, options, resume, (source, spec, sky, workers, start_method))
+        manifest = replace(
+            header,
+            shards=[ShardRecord(r["name"], r["samples"], r["bytes"], r["sha256"]) for r in records if r["samples"]],
+            skipped=sorted((s for r in records for s in r["skipped"]), key=lambda s: s["input"]),
         )
-        manifest.save(out)
-        return manifest
+        if not this.partial:
+            manifest.save(out)
+            return manifest
+        record, merged = finish_part(out, manifest, this)
+    if merged is None:
+        logger.info("%s done; the last part to finish writes manifest.json (or: anydepth shards merge %s)", this, out)
+    else:
+        logger.info("all %d parts done: wrote %s", num_parts, out / "manifest.json")
+    return record
 
 
 def _builder_version() -> str:

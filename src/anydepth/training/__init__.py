@@ -1,7 +1,8 @@
-"""LightningModules and tools for teacher, pseudo-label and student training."""
+"""LightningModules and tools for teacher, pseudo-label, student and metric depth training."""
 
 from anydepth.training.base import DepthTrainingModule
+from anydepth.training.metric import MetricDepthModule
 from anydepth.training.student import StudentModule
 from anydepth.training.teacher import TeacherModule
 
-__all__ = ["DepthTrainingModule", "StudentModule", "TeacherModule"]
+__all__ = ["DepthTrainingModule", "MetricDepthModule", "StudentModule", "TeacherModule"]

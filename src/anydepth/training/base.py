@@ -1,5 +1,7 @@
-"""What the teacher and the student share: DINOv2 initialisation, the optimiser and schedule of Sec. 4.1,
-validation with the zero-shot relative-depth metrics, logged depth visualisations and the anydepth checkpoint entry.
+"""What the teacher, the student and the metric module share: the encoder's initialisation (DINOv2, a trained
+model's encoder, or a whole trained model), the optimiser and schedule of Sec. 4.1, validation (zero-shot relative
+metrics, or metric ones without alignment for a metric head), logged depth visualisations and the anydepth
+checkpoint entry.
 
 Paper, Sec. 4.1: "In both stages, the base learning rate of the pre-trained encoder is set as 5e-6, while the randomly
 initialized decoder uses a 10x larger learning rate. We use the AdamW optimizer and decay the learning rate with a
@@ -7,7 +9,9 @@ linear schedule. We only apply horizontal flipping as our data augmentation for 
 
 Choices the paper leaves open (all constructor arguments, so YAML can change them): the linear decay goes from the
 base rates to 0 over ``trainer.estimated_stepping_batches`` (every optimiser step, no warm-up); AdamW keeps torch's
-``weight_decay=0.01`` and betas; the flip probability is 0.5.
+``weight_decay=0.01`` and betas; the flip probability is 0.5. Other schedules (``schedule``): ``poly``, the official
+V2 ``metric_depth/train.py`` decay ``lr * (1 - step / total) ** 0.9``, and ``one_cycle``, torch's ``OneCycleLR`` as
+the ZoeDepth codebase (the paper's metric fine-tuning, supplementary Sec. 1) runs it.
 """
 
 from __future__ import annotations
@@ -22,18 +26,18 @@ from lightning.pytorch.strategies import FSDPStrategy
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.optim import AdamW
-from torch.optim.lr_scheduler import LambdaLR
 
 from anydepth.augment import joint_hflip
 from anydepth.checkpoints import CheckpointError, add_anydepth_metadata, load_dinov2_encoder
 from anydepth.data.transforms import image_to_unit_range
 from anydepth.losses import affine_invariant_loss, normalized_gradient_matching_loss
 from anydepth.metrics import RelativeDepthMetrics, depth_from_label
-from anydepth.models.depth_anything import DepthAnything
+from anydepth.models.depth_anything import DepthAnything, DepthAnythingConfig
 from anydepth.models.preprocess import normalize, upsample_prediction
+from anydepth.training.schedules import Schedule, build_schedule, schedule_settings
 from anydepth.visualize import colorize, side_by_side
 
-__all__ = ["DepthTrainingModule", "LinearDecay", "freeze_unused_parameters"]
+__all__ = ["DepthTrainingModule", "freeze_unused_parameters", "load_trained_encoder", "load_trained_model"]
 
 
 def freeze_unused_parameters(model: DepthAnything) -> None:
@@ -44,19 +48,9 @@ def freeze_unused_parameters(model: DepthAnything) -> None:
     model.depth_head.scratch.refinenet4.resConfUnit1.requires_grad_(False)
 
 
-class LinearDecay:
-    """``LambdaLR`` factor ``max(0, 1 - step / total_steps)``: the linear schedule of Sec. 4.1, from the base rate
-    at step 0 to 0 at the last step."""
-
-    def __init__(self, total_steps: int) -> None:
-        self.total_steps = max(1, int(total_steps))
-
-    def __call__(self, step: int) -> float:
-        return max(0.0, 1.0 - step / self.total_steps)
-
-
 class DepthTrainingModule(pl.LightningModule):
-    """Base of :class:`~anydepth.training.TeacherModule` and :class:`~anydepth.training.StudentModule`.
+    """Base of :class:`~anydepth.training.TeacherModule`, :class:`~anydepth.training.StudentModule` and
+    :class:`~anydepth.training.MetricDepthModule`.
 
     The network lives at ``self.model`` (a :class:`DepthAnything`), so every checkpoint this module writes carries
     the ``checkpoint["anydepth"]`` entry and ``DepthAnything.from_checkpoint`` / ``anydepth infer`` / ``anydepth
@@ -83,7 +77,16 @@ class DepthTrainingModule(pl.LightningModule):
         init_checkpoint: a trained model whose encoder *and* head start this run (fine-tuning a released model):
             an official V1/V2 ``.pth``, a transformers directory or an anydepth checkpoint, of the same architecture
             as ``model``; ``pretrained`` is then not read (a model preset may still name it).
+        init_encoder_from: a trained model whose encoder only starts this run, the head staying fresh (Sec. 4.3:
+            "We initialize the encoder of downstream MDE models with our pre-trained encoder parameters and leave
+            the decoder randomly initialized"): any checkpoint ``DepthAnything.from_checkpoint`` reads, relative or
+            metric, with ``model``'s encoder size; ``pretrained`` is then not read. Not together with
+            ``init_checkpoint``.
         freeze_encoder: train the head only (the encoder never enters the optimiser).
+        schedule, schedule_options: the per-step learning-rate schedule, ``linear`` (Sec. 4.1), ``poly`` or
+            ``one_cycle``, and options overriding its defaults (:mod:`anydepth.training.schedules`).
+
+    A metric head (``model.config.head == "metric"``) is validated without alignment, on depth in metres.
     """
 
     def __init__(
@@ -101,7 +104,10 @@ class DepthTrainingModule(pl.LightningModule):
         head_bias_init: float | None = 1.0,
         gradient_weight: float = 0.0,
         init_checkpoint: str | None = None,
+        init_encoder_from: str | None = None,
         freeze_encoder: bool = False,
+        schedule: Schedule = "linear",
+        schedule_options: dict[str, float | bool] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
@@ -120,9 +126,16 @@ class DepthTrainingModule(pl.LightningModule):
         if gradient_weight < 0:
             raise ValueError(f"model.init_args.gradient_weight must be >= 0, got {gradient_weight}")
         self.gradient_weight = gradient_weight
+        if init_checkpoint is not None and init_encoder_from is not None:
+            raise ValueError(
+                "give model.init_args.init_checkpoint (every weight) or init_encoder_from (the encoder only), not both"
+            )
         if init_checkpoint is not None:  # every weight comes from it: a model preset's DINOv2 file is not read
             self.pretrained = None
             load_trained_model(self.model, init_checkpoint)
+        elif init_encoder_from is not None:  # the encoder comes from it: neither is the DINOv2 file read
+            self.pretrained = None
+            load_trained_encoder(self.model, init_encoder_from)
         elif pretrained is None:
             rank_zero_warn(
                 "\n" + "!" * 100 + f"\n{type(self).__name__}: no `pretrained` DINOv2 weights given: the encoder "
@@ -136,13 +149,18 @@ class DepthTrainingModule(pl.LightningModule):
         self.encoder_lr, self.decoder_lr_multiplier = encoder_lr, decoder_lr_multiplier
         self.weight_decay, self.betas, self.flip_p = weight_decay, tuple(betas), flip_p
         self.num_visualizations = num_visualizations
-        self.val_metrics = RelativeDepthMetrics(min_depth=val_min_depth, max_depth=val_max_depth)
+        schedule_settings(schedule, schedule_options)  # bad settings fail here, before any data is read
+        self.schedule, self.schedule_options = schedule, schedule_options
+        self.metric = model.config.head == "metric"
+        align = "none" if self.metric else "disparity"  # metric evaluation aligns nothing
+        self.val_metrics = RelativeDepthMetrics(align=align, min_depth=val_min_depth, max_depth=val_max_depth)
         self._visualizations: list[np.ndarray] = []
 
     # ---------------------------------------------------------------- shared steps
 
     def forward(self, images: Tensor) -> Tensor:
-        """``B x 3 x h x w`` RGB in [0, 1] (sides multiples of 14) -> ``B x h x w`` relative disparity."""
+        """``B x 3 x h x w`` RGB in [0, 1] (sides multiples of 14) -> ``B x h x w`` relative disparity (a metric
+        head: depth in metres)."""
         return self.model(normalize(images))
 
     def _training(self) -> bool:
@@ -184,7 +202,8 @@ class DepthTrainingModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with the encoder at ``encoder_lr`` and the decoder at ``decoder_lr_multiplier`` times that, decayed
-        linearly to 0 over the run's optimiser steps (Sec. 4.1). Frozen parameters never enter the optimiser."""
+        by ``schedule`` (Sec. 4.1: linearly to 0) over the run's optimiser steps. Frozen parameters never enter the
+        optimiser."""
         groups = [
             {
                 "name": "encoder",
@@ -199,7 +218,8 @@ class DepthTrainingModule(pl.LightningModule):
         ]
         groups = [group for group in groups if group["params"]]  # a frozen encoder has none
         optimizer = AdamW(groups, weight_decay=self.weight_decay, betas=self.betas)
-        schedule = LambdaLR(optimizer, LinearDecay(self.trainer.estimated_stepping_batches))
+        total = self.trainer.estimated_stepping_batches
+        schedule = build_schedule(optimizer, self.schedule, total, self.schedule_options)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def configure_gradient_clipping(
@@ -228,7 +248,8 @@ class DepthTrainingModule(pl.LightningModule):
         depth = depth_from_label(batch["label"], batch["mask"], batch["label_kind"])
         self.val_metrics.update(pred, depth, batch["mask"])
         if self.trainer.is_global_zero and len(self._visualizations) < self.num_visualizations:
-            self._visualizations.append(visualization(batch["image"][0], pred[0], depth[0], batch["mask"][0]))
+            panels = visualization(batch["image"][0], pred[0], depth[0], batch["mask"][0], metric=self.metric)
+            self._visualizations.append(panels)
 
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()  # synchronised across ranks
@@ -262,6 +283,37 @@ def load_trained_model(model: DepthAnything, path: str) -> None:
     model.load_state_dict(source.state_dict())
 
 
+ENCODER_FIELDS = ("embed_dim", "depth", "num_heads", "swiglu")
+"""The :class:`~anydepth.models.DepthAnythingConfig` fields that fix the encoder's weights' shapes."""
+
+
+def load_trained_encoder(model: DepthAnything, path: str) -> None:
+    """Load the encoder weights (``pretrained.*``) of the Depth Anything model at ``path`` (any checkpoint
+    ``DepthAnything.from_checkpoint`` reads: official V1/V2 ``.pth``, transformers, anydepth; relative or metric)
+    into ``model``'s encoder, leaving its head as it is; ``CheckpointError`` naming both sizes when the encoders
+    differ. As the official V2 metric trainer's ``--pretrained-from``, which keeps the keys containing
+    ``pretrained`` of a relative model."""
+    source = DepthAnything.from_checkpoint(path)
+    if not isinstance(source, DepthAnything):
+        raise CheckpointError(
+            f"model.init_args.init_encoder_from {path} is a {type(source).__name__}, not a Depth Anything "
+            "(DINOv2 + DPT) model: give a Depth Anything checkpoint"
+        )
+    ours, theirs = model.config, source.config
+    if any(getattr(ours, k) != getattr(theirs, k) for k in ENCODER_FIELDS):
+        raise CheckpointError(
+            f"model.init_args.init_encoder_from {path} holds {describe_encoder(theirs)}, but the model has "
+            f"{describe_encoder(ours)}: take the checkpoint of the model preset's size, or the preset "
+            f"(configs/model/{theirs.encoder}.yaml) of the checkpoint's"
+        )
+    model.pretrained.load_state_dict(source.pretrained.state_dict())
+
+
+def describe_encoder(config: DepthAnythingConfig) -> str:
+    """``a vits encoder (width 384, 12 blocks, 6 heads)``."""
+    return f"a {config.encoder} encoder (width {config.embed_dim}, {config.depth} blocks, {config.num_heads} heads)"
+
+
 def require_labels(batch: dict[str, Any], what: str) -> None:
     """Raise one clear error when a batch that needs labels has none."""
     if "label" not in batch or "mask" not in batch:
@@ -272,13 +324,19 @@ def require_labels(batch: dict[str, Any], what: str) -> None:
         )
 
 
-def visualization(image: Tensor, pred: Tensor, depth: Tensor, mask: Tensor) -> np.ndarray:
-    """``RGB | predicted disparity | ground-truth disparity`` (H x W' x 3 uint8, ground-truth resolution; pixels
-    without ground truth black)."""
+def visualization(image: Tensor, pred: Tensor, depth: Tensor, mask: Tensor, metric: bool = False) -> np.ndarray:
+    """``RGB | prediction | ground truth`` (H x W' x 3 uint8, ground-truth resolution; pixels without ground truth
+    black). Relative: predicted and ground-truth disparity, each on its own colour scale. ``metric``: depth in
+    metres on one colour scale shared by both panels, so equal colours are equal distances (near red, far blue)."""
     size = tuple(depth.shape[-2:])
     rgb = F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False)[0]
     rgb = (rgb.clamp(0, 1).permute(1, 2, 0) * 255).round().byte().cpu().numpy()
-    truth = torch.where(mask, 1.0 / depth.clamp_min(1e-12), 0.0).float().cpu().numpy()
-    truth_vis = colorize(truth)
-    truth_vis[~mask.cpu().numpy()] = 0  # no ground truth: black
-    return side_by_side(side_by_side(rgb, colorize(pred.float().cpu().numpy())), truth_vis)
+    valid = mask.cpu().numpy()
+    if metric:  # -depth: colorize's near-is-high convention; invalid pixels NaN, out of the shared range
+        both = -np.concatenate([pred.float().cpu().numpy(), np.where(valid, depth.float().cpu().numpy(), np.nan)], 1)
+        pred_vis, truth_vis = np.split(colorize(both), 2, axis=1)
+    else:
+        pred_vis = colorize(pred.float().cpu().numpy())
+        truth_vis = colorize(torch.where(mask, 1.0 / depth.clamp_min(1e-12), 0.0).float().cpu().numpy())
+    truth_vis[~valid] = 0  # no ground truth: black
+    return side_by_side(side_by_side(rgb, pred_vis), truth_vis)

@@ -1,4 +1,5 @@
-"""KITTI benchmark reader (kind ``kitti``): the Eigen test split with the improved (annotated) ground truth."""
+"""KITTI readers: the Eigen test split (kind ``kitti``, the benchmark) and the Eigen training split (kind
+``kitti-eigen-train``, metric fine-tuning, paper Sec. 4.3), both with the improved (annotated) ground truth."""
 
 from __future__ import annotations
 
@@ -57,17 +58,17 @@ class KITTISource(BenchmarkSource):
         self,
         root: str | Path,
         split: str | None = None,
-        split_file: str | Path = SPLIT_FILE,
+        split_file: str | Path | None = None,
         skip_missing_gt: bool = False,
     ) -> None:
         super().__init__(root, split)
-        self.split_file = self.root / split_file
+        self.split_file = self.root / (self.SPLIT_FILE if split_file is None else split_file)
         self.skip_missing_gt = bool(skip_missing_gt)
 
     def _frames(self) -> list[tuple[str, str, str, int]]:
         """``(date, drive, camera, frame)`` per split-file line, in file order, duplicates dropped."""
         if not self.split_file.is_file():
-            raise layout_error(self.name, self.root, f"the split file {self.split_file.name} (Eigen test frames)")
+            raise layout_error(self.name, self.root, f"the split file {self.split_file.name} (the frames to read)")
         frames: list[tuple[str, str, str, int]] = []
         for number, line in enumerate(self.split_file.read_text().splitlines(), 1):
             tokens = line.split("#")[0].split()
@@ -156,3 +157,26 @@ class KITTISource(BenchmarkSource):
         image = read_rgb(item.paths["image"])
         depth = read_png16(item.paths["label"], self.DEPTH_SCALE)
         return self._sample(item, image, depth, depth_png_scale=self.DEPTH_SCALE, split_file=self.split_file.name)
+
+
+class KITTIEigenTrainSource(KITTISource):
+    """KITTI, Eigen training split with improved ground truth (kind ``kitti-eigen-train``): the metric fine-tuning set
+    of the paper's Table 4 (Sec. 4.3, as ZoeDepth / BTS train on it).
+
+    Obtain the same downloads as for ``kitti`` (the raw drives, ``data_depth_annotated.zip``, whose ``train/`` folder
+    holds the training drives) and the official list ``kitti_eigen_train_files_with_gt.txt`` (BTS / ZoeDepth
+    ``train_test_inputs/``; it is not downloaded). Same layout as ``kitti``::
+
+        <root>/raw/<date>/<drive>/image_02/data/<frame:010d>.png                 image
+        <root>/.../<drive>/proj_depth/groundtruth/image_02/<frame:010d>.png       16-bit PNG, depth = value / 256 m
+        <root>/kitti_eigen_train_files_with_gt.txt                              the list (or ``split_file``)
+
+    List lines: ``<date>/<drive>/image_02/data/<frame>.png <drive>/proj_depth/groundtruth/image_02/<frame>.png
+    <focal>``; lines whose ground truth is ``None`` are skipped (either line format of ``kitti`` is accepted). Label:
+    ``depth`` in metres, 0 = no LiDAR return (invalid). ``split``: ``None`` only (the list). Keys:
+    ``<drive>/<image_02|image_03>/<frame:010d>``.
+    """
+
+    name = "kitti-eigen-train"
+    SPLITS = (None,)
+    SPLIT_FILE = "kitti_eigen_train_files_with_gt.txt"

@@ -1,4 +1,5 @@
-"""NYU Depth V2 benchmark reader (kind ``nyuv2``): the labeled MATLAB v7.3 file and the official test split."""
+"""NYU Depth V2 readers: the benchmark (kind ``nyuv2``: the labeled MATLAB v7.3 file and the official test split)
+and the metric fine-tuning set (kind ``nyuv2-train``: BTS / ZoeDepth's ``sync`` frames, paper Sec. 4.3)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import Any
 import h5py
 import numpy as np
 
+from anydepth.images import read_rgb
 from anydepth.shards.schema import Sample
 from anydepth.sources.base import SourceError, SourceItem
 from anydepth.sources.benchmarks import BenchmarkSource
-from anydepth.sources.decoders import read_mat_v5
-from anydepth.sources.layout import Entry, examples, keyed_items, layout_error
+from anydepth.sources.decoders import read_mat_v5, read_png16
+from anydepth.sources.layout import Entry, examples, keyed_items, layout_error, strip_ext
 
 
 def _read_indices(path: Path, variable: str = "testNdxs") -> np.ndarray:
@@ -153,3 +155,75 @@ class NYUv2Source(BenchmarkSource):
             image = np.ascontiguousarray(np.asarray(handle["images"][i], dtype=np.uint8).transpose(2, 1, 0))
             depth = np.ascontiguousarray(np.asarray(handle["depths"][i], dtype=np.float32).T)
         return self._sample(item, image, depth, hdf5_index=i)
+
+
+class NYUv2TrainSource(BenchmarkSource):
+    """NYU Depth V2 training frames as BTS and ZoeDepth (hence the Depth Anything metric fork) train on them (kind
+    ``nyuv2-train``): the metric fine-tuning set of the paper's Table 3 (Sec. 4.3), 480 x 640.
+
+    Obtain: BTS's ``sync.zip`` (frames of the raw NYU Depth V2 scenes, synchronised and projected, about 24K used)
+    and the official list ``nyudepthv2_train_files_with_gt.txt`` (BTS / ZoeDepth ``train_test_inputs/``; it is not
+    downloaded). Layout::
+
+        <root>/sync/<scene>/rgb_00000.jpg                  RGB
+        <root>/sync/<scene>/sync_depth_00000.png           16-bit PNG, depth in millimetres, 0 = no reading
+        <root>/nyudepthv2_train_files_with_gt.txt          the list (or ``split_file``, relative to root or absolute)
+
+    List lines: ``/<scene>/rgb_00000.jpg /<scene>/sync_depth_00000.png 518.8579`` (image, depth, focal), paths
+    relative to ``<root>/sync``; blank and ``#`` lines are ignored and a repeated line is read once. Only the listed
+    frames are read, each needing both files (else ``SourceError``). Label: ``depth`` in metres (PNG / 1000); 0 is
+    invalid. The Eigen crop and 1e-3-10 m range belong to training / evaluation, not to the reader. ``split``:
+    ``None`` only (the list). Keys: ``<scene>/rgb_00000``.
+    """
+
+    name = "nyuv2-train"
+    SPLIT_FILE = "nyudepthv2_train_files_with_gt.txt"
+    SYNC_DIR = "sync"
+    DEPTH_SCALE = 1000.0
+
+    def __init__(self, root: str | Path, split: str | None = None, split_file: str | Path | None = None) -> None:
+        super().__init__(root, split)
+        self.split_file = self.root / (self.SPLIT_FILE if split_file is None else split_file)
+
+    def _pairs(self) -> list[tuple[str, str]]:
+        """``(image, depth)`` paths relative to ``<root>/sync`` per list line, in file order, duplicates dropped."""
+        if not self.split_file.is_file():
+            raise layout_error(self.name, self.root, f"the list {self.split_file.name} (the training frames)")
+        pairs: list[tuple[str, str]] = []
+        for number, line in enumerate(self.split_file.read_text().splitlines(), 1):
+            tokens = line.split("#")[0].split()
+            if not tokens:
+                continue
+            if len(tokens) not in (2, 3):
+                raise layout_error(
+                    self.name,
+                    self.split_file,
+                    "lines '/<scene>/rgb_N.jpg /<scene>/sync_depth_N.png <focal>'",
+                    f"line {number}: {line.strip()!r}",
+                )
+            pairs.append((tokens[0].lstrip("/"), tokens[1].lstrip("/")))
+        if not pairs:
+            raise layout_error(self.name, self.split_file, "at least one frame", "no frames")
+        return list(dict.fromkeys(pairs))
+
+    def items(self) -> list[SourceItem]:
+        pairs = self._pairs()
+        sync = self.root / self.SYNC_DIR
+        missing = [rel for pair in pairs for rel in pair if not (sync / rel).is_file()]
+        if missing:
+            raise layout_error(
+                self.name,
+                self.root,
+                f"{self.SYNC_DIR}/<scene>/rgb_N.jpg and sync_depth_N.png for every line of {self.split_file.name}",
+                f"{len(missing)} missing: {examples([f'{self.SYNC_DIR}/{rel}' for rel in missing])}",
+            )
+        entries: list[Entry] = [
+            (strip_ext(image), {"image": str(sync / image), "label": str(sync / depth)}, {"scene": image.split("/")[0]})
+            for image, depth in pairs
+        ]
+        return keyed_items(entries)
+
+    def load(self, item: SourceItem) -> Sample:
+        image = read_rgb(item.paths["image"])
+        depth = read_png16(item.paths["label"], self.DEPTH_SCALE)
+        return self._sample(item, image, depth, depth_png_scale=self.DEPTH_SCALE, split_file=self.split_file.name)

@@ -9,15 +9,18 @@ or is rendered.
 - ``demo-train`` (``DemoTrainSource``): SYNTHETIC RGB-D scenes rendered by the small vectorised numpy ray caster
   of :mod:`anydepth.sources.demo.raycast`, with exact z-depth in metres. Every sample says ``"synthetic": true``
   in its meta.
+- ``demo-seg`` (``DemoSegSource``): the same SYNTHETIC scenes with per-pixel class ids (``seg.png``, the classes of
+  :data:`~anydepth.sources.demo.raycast.DEMO_CLASSES`: ground, wall, box, sphere, sky) and no depth: the offline
+  stand-in for a segmentation set (paper Sec. 4.4; ``make demo-seg``).
 
-For all three kinds the dataset ``root`` is not read: pass any path (e.g. the output folder); it need not exist.
+For all four kinds the dataset ``root`` is not read: pass any path (e.g. the output folder); it need not exist.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
@@ -25,7 +28,7 @@ from PIL import Image
 from anydepth.shards.schema import Sample
 from anydepth.sources.base import Source, SourceError, SourceItem
 from anydepth.sources.demo.bundled import bundled_photos, package_dir
-from anydepth.sources.demo.raycast import RENDERER, Layout, random_scene, render_scene
+from anydepth.sources.demo.raycast import DEMO_CLASSES, RENDERER, Layout, RenderResult, random_scene, render_scene
 
 VAL_SEED_OFFSET = 1_000_000_000  # split "val" renders scenes seed + VAL_SEED_OFFSET + index (disjoint from train)
 EVAL_SEED_OFFSET = 2_000_000_000  # synthetic eval scenes of DemoEvalSource
@@ -228,7 +231,8 @@ class DemoTrainSource(Source):
             for i in range(self.num_scenes)
         ]
 
-    def load(self, item: SourceItem) -> Sample:
+    def render(self, item: SourceItem) -> tuple[RenderResult, dict[str, Any]]:
+        """The rendered scene of ``item`` and its depth sample's meta."""
         seed = int(item.extra["seed"])
         scene = random_scene(np.random.default_rng(seed), layout=self.layout)
         result = render_scene(scene, self.size, noise_seed=seed)
@@ -247,4 +251,23 @@ class DemoTrainSource(Source):
             "intrinsics": result.intrinsics(),
             "scene": asdict(scene),
         }
+        return result, meta
+
+    def load(self, item: SourceItem) -> Sample:
+        result, meta = self.render(item)
         return Sample(key=item.key, image=result.image, label=result.depth, mask=~result.sky, sky=result.sky, meta=meta)
+
+
+class DemoSegSource(DemoTrainSource):
+    """SYNTHETIC segmentation scenes (``label_kind`` None): the :class:`DemoTrainSource` scenes (same options, seeds
+    and keys) with ``seg`` = the class id of the surface each pixel sees (:data:`DEMO_CLASSES`; every pixel is
+    labeled, sky included) in place of depth; meta ``classes`` names the ids."""
+
+    name = "demo-seg"
+    label_kind = None
+
+    def load(self, item: SourceItem) -> Sample:
+        result, meta = self.render(item)
+        meta = {**meta, "label_kind": None, "classes": list(DEMO_CLASSES)}
+        del meta["depth_unit"]
+        return Sample(key=item.key, image=result.image, seg=result.classes, meta=meta)

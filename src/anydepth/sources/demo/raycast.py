@@ -18,6 +18,8 @@ from PIL import Image
 from anydepth.sources.demo.bundled import package_dir
 
 RENDERER = "anydepth ray caster v1"
+DEMO_CLASSES: tuple[str, ...] = ("ground", "wall", "box", "sphere", "sky")
+"""Per-pixel class ids of ``RenderResult.classes``: the index of the surface kind each ray hits (sky: none)."""
 Layout = Literal["random", "ground"]
 # Photos and photographed surfaces used as textures by the renderer (all bundled in scikit-image).
 TEXTURE_FILES: tuple[str, ...] = (
@@ -115,7 +117,8 @@ class Scene:
 
 @dataclass
 class RenderResult:
-    """``image`` H x W x 3 uint8, ``depth`` H x W float32 z-depth in metres (0 where ``sky``), ``sky`` bool."""
+    """``image`` H x W x 3 uint8, ``depth`` H x W float32 z-depth in metres (0 where ``sky``), ``sky`` bool,
+    ``classes`` H x W uint8 indices into :data:`DEMO_CLASSES`."""
 
     image: np.ndarray
     depth: np.ndarray
@@ -124,6 +127,7 @@ class RenderResult:
     fy: float
     cx: float
     cy: float
+    classes: np.ndarray
 
     def intrinsics(self) -> dict[str, float]:
         return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy}
@@ -429,4 +433,8 @@ def render_scene(scene: Scene, size: tuple[int, int], noise_seed: int | None = N
         rgb += np.random.default_rng(noise_seed).normal(0, 1.5 / 255, rgb.shape)
     image = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(height, width, 3)
     depth = np.where(sky, 0.0, best).astype(np.float32).reshape(height, width)
-    return RenderResult(image=image, depth=depth, sky=sky.reshape(height, width), fx=f, fy=f, cx=cx, cy=cy)
+    ids = {name: index for index, name in enumerate(DEMO_CLASSES)}
+    hit_kinds = [sky, which >= first_sphere, which >= 2, which == 1]  # object ids: ground 0, wall 1, boxes, spheres
+    kinds = np.select(hit_kinds, [ids["sky"], ids["sphere"], ids["box"], ids["wall"]], ids["ground"])
+    classes = kinds.astype(np.uint8).reshape(height, width)
+    return RenderResult(image, depth, sky.reshape(height, width), f, f, cx, cy, classes)
