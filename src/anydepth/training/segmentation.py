@@ -47,22 +47,23 @@ def decays(name: str, param: nn.Parameter) -> bool:
     return param.ndim > 1 and not any(key in name for key in NO_DECAY)
 
 
-class WarmupPolyDecay:
+class WarmupPolyDecay(PolyDecay):
     """``LambdaLR`` factor of the official schedule: linear warm-up from ``warmup_start_factor`` to 1 over
     ``warmup_steps`` (MMEngine ``LinearLR``), then :class:`~anydepth.training.schedules.PolyDecay` ``(1 - t / T) **
     power`` down to 0 at ``total_steps``, ``t`` and ``T`` counted from the end of the warm-up (MMEngine ``PolyLR``,
-    ``eta_min=0``)."""
+    ``eta_min=0``). Plain numbers only: ``LambdaLR`` saves the factor's ``__dict__`` into checkpoints, which must
+    load with ``weights_only=True``."""
 
     def __init__(
         self, total_steps: int, warmup_steps: int = 1500, power: float = 1.0, warmup_start_factor: float = 1e-6
     ) -> None:
         self.warmup_steps, self.warmup_start_factor = max(0, int(warmup_steps)), warmup_start_factor
-        self.decay = PolyDecay(total_steps - self.warmup_steps, power)
+        super().__init__(total_steps - self.warmup_steps, power)
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return self.warmup_start_factor + (1 - self.warmup_start_factor) * step / self.warmup_steps
-        return self.decay(step - self.warmup_steps)
+        return super().__call__(step - self.warmup_steps)
 
 
 def load_encoder_from(model: SegmentationModel, path: str) -> None:
