@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
 import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, TensorDataset
@@ -34,3 +38,19 @@ class RandomImages(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(TensorDataset(torch.rand(8, 3, 28, 28)), batch_size=2)
+
+
+def trainer(tmp_path: Path, **kwargs: Any) -> pl.Trainer:
+    """A quiet one-device CPU Trainer in ``tmp_path`` (no logger, checkpoints, progress bar or sanity check);
+    ``kwargs`` override."""
+    options = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
+    )
+    return pl.Trainer(**{**options, **kwargs})

@@ -29,6 +29,7 @@ from anydepth.training.base import visualization
 from anydepth.training.schedules import build_schedule
 
 from helpers import REPO_ROOT, TINY
+from helpers.lightning_modules import trainer
 
 CROP = (28, 42)  # 2 x 3 patches of the 36 x 48 test scenes (scaled by 0.875, so the crop is the whole scene)
 MAX_DEPTH = 80.0
@@ -61,20 +62,6 @@ def metric_data(shards: dict[str, Path], **kwargs: Any) -> MetricDataModule:
     return MetricDataModule(
         [str(shards["train"])], [str(shards["val"])], crop=CROP, batch_size=4, num_workers=0, shuffle_buffer=4, **kwargs
     )
-
-
-def trainer(tmp_path: Path, **kwargs: Any) -> pl.Trainer:
-    options = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        num_sanity_val_steps=0,
-    )
-    return pl.Trainer(**{**options, **kwargs})
 
 
 class Record(Callback):

@@ -27,6 +27,7 @@ from anydepth.sources.build import build_shards
 from anydepth.training.segmentation import SegmentationModule, WarmupPolyDecay
 
 from helpers import REPO_ROOT, TINY
+from helpers.lightning_modules import trainer
 
 SIZE = 28
 TINY_V1 = {**TINY, "version": "v1"}
@@ -55,20 +56,6 @@ def data(shards: dict[str, Path], size: int = SIZE) -> SegmentationDataModule:
     return SegmentationDataModule(
         [str(shards["train"])], [str(shards["val"])], batch_size=2, num_workers=0, size=size, shuffle_buffer=4
     )
-
-
-def trainer(tmp_path: Path, **kwargs: Any) -> pl.Trainer:
-    options = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        num_sanity_val_steps=0,
-    )
-    return pl.Trainer(**{**options, **kwargs})
 
 
 class Rates(Callback):

@@ -30,6 +30,7 @@ from anydepth.training.loggers import RunLogger
 from anydepth.training.student import FROZEN_ENCODER_KEY
 
 from helpers import REPO_ROOT, TINY
+from helpers.lightning_modules import trainer
 
 ROOT = REPO_ROOT
 SIZE = 28  # training crop: 2 x 2 patches
@@ -78,20 +79,6 @@ def mixed_data(shards: dict[str, Path], **kwargs: Any) -> MixedDataModule:
         val_shards=[str(shards["val"])],
         **kwargs,
     )
-
-
-def trainer(tmp_path: Path, **kwargs: Any) -> pl.Trainer:
-    options = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        num_sanity_val_steps=0,
-    )
-    return pl.Trainer(**{**options, **kwargs})
 
 
 def dinov2_file(path: Path, seed: int = 7) -> Path:
