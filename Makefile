@@ -74,7 +74,7 @@ DEMO_SIZE := 182
 DEMO_BEST = $$(ls $(DEMO_OUT)/$(1)/checkpoints/best-*.ckpt)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format benchmark benchmark-train infer eval clean demo demo-metric demo-seg shards-demo-seg seg teacher pseudo-label student finetune metric shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
+.PHONY: help install test lint format benchmark benchmark-infer benchmark-train infer eval clean demo demo-metric demo-seg shards-demo-seg seg teacher pseudo-label student finetune metric shards shards-demo shards-blendedmvs shards-diml shards-hrwsi \
 	shards-hypersim shards-irs shards-megadepth shards-tartanair shards-vkitti2 shards-images
 
 help:  ## list every target
@@ -102,6 +102,9 @@ format: install  ## ruff format the package, tests and benchmarks, then ruff che
 benchmark: install  ## speed ratios as JSON: model vs transformers, batched losses vs a per-sample loop
 	$(BIN)/python benchmarks/model_speed.py
 	$(BIN)/python benchmarks/loss_speed.py
+
+benchmark-infer: install  ## inference images/s + batch-1 latency as JSON: torch eager, torch.compile, onnxruntime (CPU/CUDA/TensorRT)
+	$(BIN)/python benchmarks/inference_speed.py
 
 benchmark-train: install  ## student training images/s and data-wait share as JSON (GPU: ViT-S 518 px, 4 + 8 images/step)
 	$(BIN)/python benchmarks/train_step.py
@@ -215,11 +218,12 @@ metric: RECIPE := metric
 metric: install  ## metric depth (-> outputs/DATASET-ENCODER-metric): make metric DATASET=hypersim|vkitti2|nyu|kitti ENCODER=vits [INIT=relative.pth LABELED=a VAL=b]
 	$(call fit,$(DATASET),$(if $(metric-init),--model.init_args.init_encoder_from $(metric-init)) $(if $(LABELED),--data.init_args.train_shards [$(LABELED)]))
 
-# seg (-> outputs/seg-DATASET-ENCODER[-depth]): SEG_DATASET (configs/recipes/seg/SEG_DATASET.yaml: ade20k, cityscapes),
+# seg (-> outputs/seg-DATASET-ENCODER[-depth]): SEG_DATASET or DATASET given on the command line
+# (configs/recipes/seg/<it>.yaml: ade20k, cityscapes; default ade20k),
 # INIT (a depth checkpoint whose encoder starts the run; none: the preset's DINOv2, the paper's baseline)
-SEG_DATASET ?= ade20k
+SEG_DATASET ?= $(if $(filter command line,$(origin DATASET)),$(DATASET),ade20k)
 DEMO_SEG_SHARDS := $(DEMO_SHARDS)/seg
-seg: install  ## segmentation (Sec. 4.4): make seg SEG_DATASET=ade20k ENCODER=vitl INIT=checkpoints/depth_anything_vitl14.pth
+seg: install  ## segmentation (Sec. 4.4): make seg DATASET=ade20k|cityscapes ENCODER=vitl INIT=checkpoints/depth_anything_vitl14.pth
 	$(BIN)/anydepth fit --config configs/trainer/$(TRAINER).yaml --config configs/recipes/seg/$(SEG_DATASET).yaml \
 		--config configs/model/$(ENCODER).yaml $(call run-dirs,seg-$(SEG_DATASET)-$(ENCODER)$(if $(INIT),-depth)) \
 		--trainer.devices $(DEVICES) --trainer.num_nodes $(NODES) $(if $(INIT),--model.init_args.init_encoder_from $(INIT)) \
@@ -234,8 +238,8 @@ demo-seg: shards-demo-seg  ## Sec. 4.4 in miniature (CPU): the demo depth encode
 	rm -rf $(DEMO_OUT)/seg
 	$(BIN)/anydepth fit --config configs/trainer/cpu.yaml --config configs/demo/seg.yaml \
 		$(if $(wildcard $(DEMO_OUT)/student/checkpoints/best-*.ckpt),--model.init_args.init_encoder_from $(call DEMO_BEST,student))
-	$(BIN)/python -c "from anydepth.evaluation.segmentation import evaluate_segmentation as e; \
-		print(e('$$(ls $(DEMO_OUT)/seg/checkpoints/best-*.ckpt)', ['$(DEMO_SEG_SHARDS)/val'], size=$(DEMO_SIZE), progress=False))"
+	$(BIN)/anydepth eval --task seg --checkpoint $(call DEMO_BEST,seg) --data-root $(DEMO_SEG_SHARDS) --benchmarks val \
+		--input-size $(DEMO_SIZE) --num-workers 1 --accelerator cpu --output $(DEMO_OUT)/seg/miou.json
 
 clean:  ## remove the virtual environment, caches and outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info outputs

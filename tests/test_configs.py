@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import shlex
 import shutil
 import subprocess
@@ -274,3 +275,84 @@ def test_makefile_training_command_parses(target: str, options: list[str], run: 
     assert config.trainer.logger.init_args.name == run
     assert config.trainer.callbacks[0].init_args.dirpath == f"outputs/{run}/checkpoints"
     check_recipe(recipe, config)
+
+
+METRIC_RECIPES = sorted((ROOT / "recipes" / "metric").glob("*.yaml"))
+METRIC_MAX_DEPTH = {"hypersim": 20.0, "vkitti2": 80.0, "nyu": 10.0, "kitti": 80.0}
+"""V2 metric_depth: 20 m indoor (Hypersim), 80 m outdoor (Virtual KITTI 2); ZoeDepth: NYUv2 10 m, KITTI 80 m."""
+
+
+@pytest.fixture(scope="module")
+def metric_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two synthetic RGB-D scenes (depth in metres) in one shard."""
+    from anydepth.sources.build import build_shards
+
+    tmp = tmp_path_factory.mktemp("metric-shards")
+    build_shards(
+        "demo-train", tmp, tmp / "scenes", samples_per_shard=2, source_kwargs=dict(num_scenes=2, size=(28, 28))
+    )
+    return tmp / "scenes"
+
+
+@pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
+@pytest.mark.parametrize("path", METRIC_RECIPES, ids=recipe_id)
+def test_metric_recipe_head_and_max_depth_reach_the_model(path: Path, metric_shards: Path, tmp_path: Path) -> None:
+    """hardware config + metric recipe through LightningCLI, instantiated (a tiny encoder in place of the preset, the
+    test scenes in place of the recipe's shards): the module's network is the recipe's metric head with its
+    max_depth, and the module supervises and scores that range."""
+    from lightning import LightningDataModule, LightningModule
+    from lightning.pytorch.cli import LightningCLI
+
+    from anydepth.training import MetricDepthModule
+
+    network, data = "--model.init_args.model.init_args.", "--data.init_args."
+    tiny = ("encoder", "custom", "embed_dim", "32", "depth", "4", "num_heads", "2", "features", "16")
+    cli = LightningCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        run=False,
+        args=[
+            *("--config", str(ROOT / "trainer" / "cpu.yaml"), "--config", str(path)),
+            *[f"{network}{a}" if i % 2 == 0 else a for i, a in enumerate(tiny)],
+            *(f"{network}out_channels", "[8,16,32,32]", "--trainer.logger", "false"),
+            *(f"{data}train_shards", f"[{metric_shards}]", f"{data}val_shards", f"[{metric_shards}]"),
+            *("--trainer.default_root_dir", str(tmp_path), "--trainer.callbacks.init_args.dirpath", str(tmp_path)),
+        ],
+    )
+    assert isinstance(cli.model, MetricDepthModule)
+    config = cli.model.model.config
+    assert (config.head, config.max_depth) == ("metric", METRIC_MAX_DEPTH[path.stem])
+    assert config.version == ("v1" if path.stem in ("nyu", "kitti") else "v2")
+    assert cli.model.max_depth == config.max_depth and cli.model.min_depth == 1e-3
+
+
+def shard_build_outputs() -> set[str]:
+    """Every shard directory the README's build commands write: ``make shards-* ...`` lines resolved by ``make -n``
+    (the Makefile's own naming) and ``anydepth shards build ... --out DIR`` lines as written."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    outputs = set(re.findall(r"anydepth shards build [^\n]*--out (data_shards/\S+)", readme))
+    for target, options in re.findall(r"^make (shards-[a-z0-9-]+)((?: [A-Z_]+=\S+)*)", readme, flags=re.M):
+        make = ["make", "-n", "-C", str(REPO_ROOT), target, *options.split()]
+        printed = subprocess.run(make, check=True, capture_output=True, text=True).stdout
+        outputs.update(re.findall(r"--out (\S+)", printed))
+    return outputs
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_metric_shard_directories_are_the_ones_the_documented_builds_write() -> None:
+    """The directories the hypersim/vkitti2 recipes train and validate on and those the metric protocols read
+    (relative to --data-root data_shards) are all written by a build command the README documents."""
+    from anydepth.evaluation import PROTOCOLS
+
+    needed = {}
+    for name in ("hypersim", "vkitti2"):
+        data = yaml.safe_load((ROOT / "recipes" / "metric" / f"{name}.yaml").read_text())["data"]["init_args"]
+        needed |= {shards: f"recipe {name}" for shards in data["train_shards"] + data["val_shards"]}
+    for name, protocol in PROTOCOLS.items():
+        if protocol.mode == "metric":
+            needed[f"data_shards/{protocol.shards or name}"] = f"protocol {name}"
+    built = shard_build_outputs()
+    assert {"data_shards/hypersim-train", "data_shards/hypersim-val", "data_shards/vkitti2-val"} <= set(needed)
+    assert not {d: who for d, who in needed.items() if d not in built}, f"not built by a README command: {built}"

@@ -25,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from anydepth import visualize
+from anydepth.batching import DEFAULT_READ_WORKERS, bucketed, network_size, predict_batch, read_ahead
 from anydepth.images import IMAGE_EXTENSIONS, read_rgb
 from anydepth.models.depth_anything import HEADS, DepthAnything
 from anydepth.models.preprocess import check_image
@@ -33,6 +34,8 @@ from anydepth.pointcloud import Camera, back_project, write_ply
 LIST_EXTENSION = ".txt"
 OUTPUT_SUFFIXES = (".png", ".npy", "_16bit.png", ".ply")
 """What ``write_outputs`` may write per input, after its output name."""
+MAX_WAITING_BATCHES = 4
+"""Images of sizes still short of a full batch wait for company up to this many batches' worth (memory bound)."""
 
 
 def model_head(model: nn.Module) -> str:
@@ -233,11 +236,6 @@ def write_outputs(
 # ---------------------------------------------------------------- the loop
 
 
-def _chunks(items: list[tuple[Path, Path]], size: int) -> Iterator[list[tuple[Path, Path]]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def run_inference(
     model: DepthAnything,
     inputs: str | os.PathLike | Sequence[str | os.PathLike],
@@ -249,13 +247,16 @@ def run_inference(
     grayscale: bool = False,
     side_by_side: bool = False,
     camera: Camera | None = None,
+    num_workers: int = DEFAULT_READ_WORKERS,
 ) -> InferenceSummary:
     """Predict and write depth maps for ``inputs`` into ``output_dir``; see ``write_outputs`` (metric output for a
     metric model, :func:`model_head`; a ``camera`` writes point clouds and needs a metric model: ``ValueError``).
 
     ``inputs`` is a path for ``list_inputs`` (image, directory, ``.txt`` list) or a sequence of
     image paths. Output names follow ``output_names`` (paths below an input directory are kept).
-    Images are read ``batch_size`` at a time and passed to ``model.infer_images``; unreadable or
+    ``num_workers`` threads decode the files ahead of the model (0: in this thread); images of any sizes that share
+    a network input size (:func:`~anydepth.batching.network_size`) go through the model ``batch_size`` at a time
+    (:func:`~anydepth.batching.predict_batch`, the same maps as one by one); unreadable or
     too small ones are skipped with a ``SkippedInputWarning`` and listed in the summary. Raises ``InputError`` for
     unusable paths (see ``list_inputs``) and for depth maps that cannot be written.
     """
@@ -288,19 +289,22 @@ def run_inference(
     summary = InferenceSummary()
     pending = list(zip(files, names))
     with tqdm(total=len(pending), unit="img", desc="infer", disable=None) as progress:
-        for chunk in _chunks(pending, batch_size):
-            batch: list[tuple[Path, Path, np.ndarray]] = []
-            for path, name in chunk:
-                rgb, reason = _read_checked(path)
+
+        def readable() -> Iterator[tuple[Path, Path, np.ndarray]]:
+            ahead = 2 * max(batch_size, num_workers)
+            for (path, name), (rgb, reason) in read_ahead(lambda e: _read_checked(e[0]), pending, num_workers, ahead):
                 if rgb is None:
                     summary.skipped.append((path, reason))
                     warnings.warn(f"skipping {path}: {reason}", SkippedInputWarning, stacklevel=2)
                     progress.update(1)
                 else:
-                    batch.append((path, name, rgb))
-            if not batch:
-                continue
-            depths = model.infer_images([rgb for _, _, rgb in batch], input_size, batch_size)
+                    yield path, name, rgb
+
+        def bucket(entry: tuple[Path, Path, np.ndarray]) -> tuple[int, int]:
+            return network_size(model, *entry[2].shape[:2], input_size)
+
+        for batch in bucketed(readable(), bucket, batch_size, max_waiting=MAX_WAITING_BATCHES * batch_size):
+            depths = predict_batch(model, [rgb for _, _, rgb in batch], input_size)
             for (path, name, rgb), prediction in zip(batch, depths):
                 try:
                     write_outputs(

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import pytest
 import torch
 
 from anydepth.data.datamodules import EvalDataModule, LabeledDataModule, MixedDataModule, UnlabeledDataModule
 from anydepth.data.transforms import nearest_indices
-from anydepth.shards.reader import ShardSpecError, resolve_shards
+from anydepth.shards.reader import ShardSpecError, Transform, resolve_shards
+from anydepth.shards.schema import Sample
 
 from helpers.shards import SIZES, write_broken_shard, write_shards
 
@@ -125,6 +128,42 @@ def test_mixed_datamodule_has_one_to_two_ratio(data: dict, workers: int) -> None
     for batch, _, _ in unlabeled.train_dataloader():
         check_train_batch(batch["labeled"], 1)
         check_train_batch(batch["unlabeled"], 2, labeled=False)
+
+
+class Tag:
+    """A real transform that also records which hook made it (``"hook"`` in every sample)."""
+
+    def __init__(self, transform: Transform, hook: str) -> None:
+        self.transform, self.hook = transform, hook
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> dict[str, Any]:
+        return {**self.transform(sample, rng), "hook": self.hook}
+
+
+class TaggedMixedDataModule(MixedDataModule):
+    """The public transform hooks overridden, the defaults wrapped."""
+
+    def train_transform(self) -> Transform:
+        return Tag(super().train_transform(), "train")
+
+    def eval_transform(self) -> Transform:
+        return Tag(super().eval_transform(), "eval")
+
+
+@pytest.mark.parametrize("workers", WORKERS)
+def test_transform_hooks_feed_the_labeled_and_evaluation_streams(data: dict, workers: int) -> None:
+    """``train_transform`` makes every labeled training sample (the pseudo-labeled stream keeps its own transform),
+    ``eval_transform`` every validation sample; the defaults are the relative ones at ``size``."""
+    labeled, keys = data["labeled"]
+    dm = TaggedMixedDataModule(
+        [labeled], [data["pseudo"][0]], labeled_batch_size=2, num_workers=workers, size=S, val_shards=[labeled]
+    )
+    for batch, _, _ in dm.train_dataloader():
+        check_train_batch(batch["labeled"], 2)
+        assert batch["labeled"]["hook"] == ["train"] * 2 and "hook" not in batch["unlabeled"]
+    val = list(dm.val_dataloader())
+    assert sorted(keys_of(val)) == sorted(keys) and all(b["hook"] == ["eval"] for b in val)
+    assert {tuple(b["label"].shape[1:]) for b in val} == set(SIZES)
 
 
 @pytest.mark.parametrize("workers", WORKERS)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 
 from anydepth.data.transforms import (
     EvalTransform,
+    MetricEvalTransform,
+    MetricTrainTransform,
     TrainTransform,
     UnlabeledTransform,
     image_to_unit_range,
@@ -16,7 +20,9 @@ from anydepth.data.transforms import (
     resize_nearest,
 )
 from anydepth.models.preprocess import lower_bound_size
-from anydepth.shards.schema import Sample, SampleError
+from anydepth.shards.schema import Sample, SampleError, decode_sample
+
+from helpers.photos import LARGE, PHOTOS, photo_record
 
 S = 28  # training crop in these tests (two patches)
 
@@ -95,3 +101,42 @@ def test_eval_transform_sizes(hw: tuple[int, int]) -> None:
     assert h % 14 == 0 and w % 14 == 0 and min(h, w) >= 518 and (h, w) == lower_bound_size(height, width, 518)
     assert out["label"].shape == (height, width) and out["original_size"].tolist() == [height, width]
     np.testing.assert_array_equal(out["label"].numpy(), label)  # raw depth at the original resolution
+
+
+REDUCED = [TrainTransform(518), UnlabeledTransform(518), EvalTransform(518), MetricTrainTransform((392, 518))]
+REDUCED += [MetricEvalTransform((392, 518)), TrainTransform(252)]  # 252: libjpeg scale 1/4
+
+
+@pytest.fixture(scope="module")
+def photo_records() -> list[dict[str, Any]]:
+    return [photo_record(name, shape) for name, shape in zip(PHOTOS, [LARGE, (1501, 2253), (2253, 1501)])]
+
+
+@pytest.mark.parametrize("transform", REDUCED, ids=lambda t: f"{type(t).__name__}-{t.decode_size(1500, 2250)}")
+def test_reduced_scale_decoding_matches_full_decoding(transform: Any, photo_records: list[dict[str, Any]]) -> None:
+    """Real photos (1500 x 2250 and odd sizes) through decode_sample with the transform's decode_size: decoded at a
+    reduced scale, never below the resize target; the image within one grey level (mean) of full decode + the same
+    transform; label and mask identical (never decoded at reduced scale)."""
+    for record in photo_records:
+        full = decode_sample(record)
+        reduced = decode_sample(record, needed=transform.decode_size)
+        needed = transform.decode_size(*full.image.shape[:2])
+        assert reduced.full_size == full.image.shape[:2] and reduced.size == full.size
+        assert needed[0] <= reduced.image.shape[0] < full.image.shape[0] / 1.5 and reduced.image.shape[1] >= needed[1]
+        np.testing.assert_array_equal(reduced.label, full.label)
+        np.testing.assert_array_equal(reduced.mask, full.mask)
+        a, b = (transform(s, np.random.default_rng(7)) for s in (full, reduced))
+        assert a["image"].shape == b["image"].shape and a["image"].dtype == b["image"].dtype
+        scale = 1.0 if a["image"].dtype == torch.uint8 else 255.0
+        assert (a["image"].double() - b["image"].double()).abs().mean() * scale < 1.0
+        for name in ("label", "mask", "original_size"):
+            if name in a:
+                assert torch.equal(a[name], b[name]), name
+
+
+def test_reduced_decoding_can_be_turned_off(photo_records: list[dict[str, Any]]) -> None:
+    for transform in (TrainTransform(518, reduced_decode=False), EvalTransform(518, reduced_decode=False)):
+        assert transform.decode_size(1500, 2250) is None
+        assert decode_sample(photo_records[0], needed=transform.decode_size).full_size is None
+    small = decode_sample(photo_records[0], needed=TrainTransform(1024).decode_size)
+    assert small.full_size is None and small.image.shape[:2] == LARGE  # 1500 // 1024 = 1: no scale below 1 fits

@@ -34,7 +34,7 @@ def test_missing_shards_name_the_reader_that_builds_them(tmp_path: Path) -> None
         benchmark_shards(["nyuv2-metric", "hypersim-metric", "scannet"], tmp_path, load_protocols(overrides=SCANNET))
     message = str(info.value)  # metric protocols read the shards of their reader's kind
     assert f"--source nyuv2 --root <nyuv2 dataset root> --out {tmp_path / 'nyuv2'}`" in message
-    assert f"--source hypersim --root <hypersim dataset root> --out {tmp_path / 'hypersim' / 'val'}`" in message
+    assert f"--source hypersim --root <hypersim dataset root> --split val --out {tmp_path / 'hypersim-val'}`" in message
     assert f"--source <reader kind> --root <scannet dataset root> --out {tmp_path / 'scannet'}`" in message
 
 

@@ -37,13 +37,14 @@ from anydepth.shards.schema import Sample
 
 from helpers import REPO_ROOT
 
-PAPER_BENCHMARKS = ("kitti", "nyuv2", "sintel", "ddad", "eth3d", "diode-indoor", "diode-outdoor")
-"""Table 2 of the paper, in its order."""
+PAPER_BENCHMARKS = ("kitti", "nyuv2", "sintel", "ddad", "eth3d", "diode")
+"""Table 2 of the paper, in its order (one DIODE column)."""
+MARIGOLD = ("marigold-nyuv2", "marigold-kitti", "marigold-eth3d", "marigold-scannet", "marigold-diode")
 METRIC_PROTOCOLS = {  # name -> (shards, crop, max depth); min depth 1e-3, align none
     "nyuv2-metric": ("nyuv2", "eigen", 10.0),
     "kitti-metric": ("kitti", "garg", 80.0),
-    "hypersim-metric": ("hypersim/val", "none", 20.0),
-    "vkitti2-metric": ("vkitti2", "garg", 80.0),
+    "hypersim-metric": ("hypersim-val", "none", 20.0),
+    "vkitti2-metric": ("vkitti2-val", "garg", 80.0),
 }
 RELATIVE = [name for name, protocol in PROTOCOLS.items() if protocol.mode == "relative"]
 
@@ -183,8 +184,9 @@ def test_garg_crop_matches_the_reference_integer_bounds(h: int, w: int, box: tup
 
 
 def test_no_crop_keeps_everything() -> None:
-    for name in ("sintel", "ddad", "eth3d", "diode-indoor", "diode-outdoor"):
+    for name in ("sintel", "eth3d", "diode", "diode-indoor", "diode-outdoor"):
         assert bool(PROTOCOLS[name].crop_mask(7, 9).all())
+    assert not bool(PROTOCOLS["ddad"].crop_mask(7, 9).all())  # Garg, as the paper's ZoeDepth fork scores DDAD
 
 
 def test_range_caps_remove_exactly_the_out_of_range_pixels() -> None:
@@ -233,7 +235,8 @@ def test_protocol_shard_directory(tmp_path: Path) -> None:
 
 def test_the_registry_holds_every_protocol_and_the_default_benchmarks() -> None:
     assert DEFAULT_BENCHMARKS == PAPER_BENCHMARKS
-    assert list(PROTOCOLS) == [*PAPER_BENCHMARKS, *METRIC_PROTOCOLS, "demo"]  # demo: a protocol, not a default
+    halves = ["diode-indoor", "diode-outdoor"]  # demo: a protocol, not a default
+    assert list(PROTOCOLS) == [*PAPER_BENCHMARKS, *halves, *MARIGOLD, *METRIC_PROTOCOLS, "demo"]
     assert all(isinstance(p, Protocol) and p.name == name and p.note for name, p in PROTOCOLS.items())
     registry = yaml.safe_load(DEFAULT_PROTOCOLS_YAML.read_text())
     assert registry["default_benchmarks"] == list(DEFAULT_BENCHMARKS)

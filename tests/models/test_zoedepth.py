@@ -199,14 +199,16 @@ def test_log_binomial_peaks_at_the_binomial_mode() -> None:
 
 
 def head_shapes(features: int, n_bins: int, embed: int, n_attractors: tuple[int, ...]) -> dict[str, list[int]]:
-    """The head's parameter shapes as the official ``ZoeDepth.__init__`` builds them (mlp_dim 128, N_MIDAS_OUT 32)."""
+    """The head's parameter shapes as the official ``ZoeDepth.__init__`` builds them: N_MIDAS_OUT 32, the default
+    ``mlp_dim`` of each layer class (``localbins_layers.py``: ``SeedBinRegressorUnnormed`` 256, ``Projector`` 128;
+    ``attractor.py``: ``AttractorLayerUnnormed`` 128)."""
     shapes = {"conv2.weight": [features, features, 1, 1], "conv2.bias": [features]}
-    mlps = {"seed_bin_regressor": (features, n_bins), "seed_projector": (features, embed)}
-    mlps |= {f"projectors.{i}": (features, embed) for i in range(4)}
-    mlps |= {f"attractors.{i}": (embed, n) for i, n in enumerate(n_attractors)}
-    for name, (c_in, c_out) in mlps.items():
-        shapes |= {f"{name}._net.0.weight": [128, c_in, 1, 1], f"{name}._net.0.bias": [128]}
-        shapes |= {f"{name}._net.2.weight": [c_out, 128, 1, 1], f"{name}._net.2.bias": [c_out]}
+    mlps = {"seed_bin_regressor": (features, 256, n_bins), "seed_projector": (features, 128, embed)}
+    mlps |= {f"projectors.{i}": (features, 128, embed) for i in range(4)}
+    mlps |= {f"attractors.{i}": (embed, 128, n) for i, n in enumerate(n_attractors)}
+    for name, (c_in, hidden, c_out) in mlps.items():
+        shapes |= {f"{name}._net.0.weight": [hidden, c_in, 1, 1], f"{name}._net.0.bias": [hidden]}
+        shapes |= {f"{name}._net.2.weight": [c_out, hidden, 1, 1], f"{name}._net.2.bias": [c_out]}
     clb, c_in = "conditional_log_binomial", 32 + 1 + embed
     binomial = f"{clb}.log_binomial_transform"
     shapes |= {f"{binomial}.k_idx": [1, n_bins, 1, 1], f"{binomial}.K_minus_1": [1, 1, 1, 1]}

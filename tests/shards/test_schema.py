@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ from anydepth.shards.manifest import Manifest, ShardRecord
 from anydepth.shards.schema import Sample, SampleError, decode_sample, encode_sample, relabel_record, validate_sample
 from anydepth.shards.verify import verify_shards
 from anydepth.shards.writer import ShardWriter
+
+from helpers.photos import photo_record
 
 H, W = 16, 20
 ALL, NONE = np.ones((H, W), bool), np.zeros((H, W), bool)
@@ -69,3 +72,16 @@ def test_verify_reports_a_shard_sample_without_a_valid_pixel(tmp_path: Path) -> 
     assert report.problems == [
         "sample 'bad' in shard shard-000000.tar: label has no valid pixel (all non-finite, out of range or masked out)"
     ]
+
+
+def test_decode_sample_at_a_reduced_scale_keeps_labels_at_the_stored_size() -> None:
+    record = photo_record("chelsea", (600, 900))
+    sample = decode_sample(record, needed=lambda h, w: (h // 2, w // 2))
+    assert sample.image.shape == (300, 450, 3) and sample.full_size == sample.size == (600, 900)
+    assert sample.label is not None and sample.label.shape == (600, 900) and sample.valid_mask().shape == (600, 900)
+    full = decode_sample(record)
+    assert full.full_size is None and full.size == (600, 900)
+    png = encode_sample(replace(full, record=None), image_format="png")
+    assert decode_sample(png, needed=lambda h, w: (h // 2, w // 2)).full_size is None  # only JPEGs decode reduced
+    with pytest.raises(SampleError, match=r"image is \(600, 900\), larger than its full_size \(300, 450\)"):
+        validate_sample(replace(full, full_size=(300, 450)))

@@ -340,6 +340,13 @@ def load_checkpoint(
     if ANYDEPTH_KEY in ckpt and "state_dict" in ckpt:
         return _load_anydepth(ckpt, path, encoder, version, model_kwargs)
     if "state_dict" in ckpt:
+        from anydepth.models.segmentation import SEGMENTATION_KEY  # on this error path only: it imports transformers
+
+        if SEGMENTATION_KEY in ckpt:
+            raise CheckpointError(
+                f"{path} is a semantic segmentation checkpoint, not a depth model; load it with "
+                "SegmentationModel.from_checkpoint (anydepth eval / infer --task seg)"
+            )
         raise CheckpointError(
             f"{path} is a Lightning checkpoint without anydepth metadata (no {ANYDEPTH_KEY!r} entry); "
             "it was not written by an anydepth LightningModule"

@@ -20,7 +20,9 @@ from anydepth.cli.common import (
     checkpoint_options,
     plural,
 )
+from anydepth.cli.segment import add_task_arguments, resolve_task, run_seg_eval
 from anydepth.evaluation.protocols import (  # no Lightning: cheap
+    BENCHMARK_SETS,
     DEFAULT_BENCHMARKS,
     METRIC_BENCHMARKS,
     MODES,
@@ -29,6 +31,7 @@ from anydepth.evaluation.protocols import (  # no Lightning: cheap
     Protocol,
     check_mode,
     default_benchmarks,
+    expand_benchmarks,
 )
 from anydepth.inference import model_head
 from anydepth.models.depth_anything import DepthAnything
@@ -65,15 +68,19 @@ def run_mode(model: nn.Module, checkpoint: Path, asked: str | None, first: tuple
 
 
 def run_benchmarks(text: str | None, protocols: dict[str, Protocol], mode: str) -> list[str]:
-    """``--benchmarks`` (comma-separated), else the registry's defaults of ``mode``; every one of ``mode``."""
-    names = [b.strip() for b in text.split(",") if b.strip()] if text else list(default_benchmarks(mode))
+    """``--benchmarks`` (comma-separated; a set name such as ``marigold`` stands for its members,
+    :func:`expand_benchmarks`), else the registry's defaults of ``mode``; every one of ``mode``."""
+    names = expand_benchmarks([b.strip() for b in text.split(",") if b.strip()]) if text else []
+    names = names or list(default_benchmarks(mode))
     check_mode(names, protocols, mode)
     return names
 
 
 def run_eval(args: argparse.Namespace) -> int:
     """``anydepth eval``: metrics of one or more checkpoints on benchmark shards; one Markdown table on stdout (with
-    a model column for several checkpoints or any ``--name``)."""
+    a model column for several checkpoints or any ``--name``); ``--task seg``: :func:`run_seg_eval`."""
+    if resolve_task(args) == "seg":
+        return run_seg_eval(args)
     try:
         return _run_eval(args)
     except EvaluationError as err:
@@ -173,7 +180,8 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--benchmarks",
         default=None,
         metavar="LIST",
-        help=f"comma-separated benchmark names: any of {','.join(PROTOCOLS)} or names added by --protocols, all of "
+        help=f"comma-separated benchmark names: any of {','.join(PROTOCOLS)}, a set ({','.join(BENCHMARK_SETS)}: "
+        "its members) or names added by --protocols, all of "
         f"the run's mode (default: relative {','.join(DEFAULT_BENCHMARKS)}, the paper's Table 2; metric "
         f"{','.join(METRIC_BENCHMARKS)}, Tables 3-4)",
     )
@@ -213,5 +221,6 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="YAML of 'name: {field: value}' merged field by field over the protocol registry "
         "(anydepth/evaluation/protocols.yaml; its header shows how)",
     )
+    add_task_arguments(parser, "eval")
     parser.set_defaults(func=run_eval)
     return parser

@@ -13,6 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from anydepth.batching import DEFAULT_READ_WORKERS
 from anydepth.cli.common import (
     EXIT_OK,
     EXIT_SKIPPED,
@@ -24,9 +25,14 @@ from anydepth.cli.common import (
     plural,
     resolve_device,
 )
+from anydepth.cli.segment import add_task_arguments, resolve_task, run_seg_infer
 from anydepth.inference import SkippedInputWarning, list_inputs, model_head, run_inference
 from anydepth.models.depth_anything import DepthAnything
 from anydepth.pointcloud import Camera
+from anydepth.video import VIDEO_EXTENSIONS, is_video, probe_video, run_video_inference
+
+IMAGE_ONLY_OPTIONS = ("png16", "point_cloud", "side_by_side")
+"""Outputs a video input does not get: it is one ``<name>_depth.mp4`` (+ per-frame ``.npy`` with ``--raw-npy``)."""
 
 
 def infer_summary(written: int, output: Path, skipped: Sequence[tuple[Path, str]]) -> str:
@@ -83,15 +89,55 @@ def load_model(args: argparse.Namespace) -> Any:
         providers = ["CPUExecutionProvider"] if args.device == "cpu" else None
         return OnnxDepthModel(args.checkpoint, providers=providers)
     device = resolve_device(args.device)
-    return DepthAnything.from_checkpoint(args.checkpoint, **checkpoint_options(args)).to(device).eval()
+    model = DepthAnything.from_checkpoint(args.checkpoint, **checkpoint_options(args)).to(device).eval()
+    if args.compile:
+        import torch._dynamo
+
+        if not torch._dynamo.is_dynamo_supported():
+            raise UsageError("--compile: torch.compile is not supported by this Python / PyTorch; leave it out")
+        model.compile()  # in place: the model stays a DepthAnything, its forward compiled on first use
+    return model
+
+
+def check_video_input(args: argparse.Namespace) -> bool:
+    """Whether ``--input`` is a video file (then refuse the image-only outputs and an undecodable file, before the
+    model loads)."""
+    if not (is_video(args.input) and args.input.is_file()):
+        return False
+    given = [f"--{name.replace('_', '-')}" for name in IMAGE_ONLY_OPTIONS if getattr(args, name)]
+    if given:
+        raise UsageError(
+            f"{' / '.join(given)}: not available for the video {args.input}, which becomes "
+            f"{args.input.stem}_depth.mp4 (and with --raw-npy one .npy per frame); leave {' / '.join(given)} out"
+        )
+    probe_video(args.input)
+    return True
+
+
+def run_video(args: argparse.Namespace, model: Any) -> int:
+    """``anydepth infer`` on a video file: ``<name>_depth.mp4`` on one colour scale (:func:`run_video_inference`)."""
+    summary = run_video_inference(
+        model, args.input, args.output, args.input_size, args.batch_size, args.raw_npy, args.grayscale
+    )
+    frames = f" and {plural(summary.frames, 'depth map')} in {summary.raw_dir}" if summary.raw_dir else ""
+    low, high = summary.depth_range
+    print(f"wrote {summary.video} ({plural(summary.frames, 'frame')}, colour scale {low:.4g}..{high:.4g}){frames}")
+    return EXIT_OK
 
 
 def run_infer(args: argparse.Namespace) -> int:
-    """``anydepth infer``: load the checkpoint, predict every input, write the depth maps."""
+    """``anydepth infer``: load the checkpoint, predict every input, write the depth maps (``--task seg``:
+    :func:`run_seg_infer`)."""
+    if resolve_task(args) == "seg":
+        return run_seg_infer(args)
     if args.input_size < 14:
         raise UsageError(f"--input-size must be at least 14 (one ViT patch), got {args.input_size}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.num_workers < 0:
+        raise UsageError(f"--num-workers must be 0 (read in the main thread) or more, got {args.num_workers}")
+    if args.compile and args.backend != "torch":
+        raise UsageError("--compile compiles the PyTorch model (--backend torch); onnxruntime optimises its graph")
     if args.output.exists() and not args.output.is_dir():
         raise UsageError(f"--output {args.output} exists and is not a directory")
     if args.input.is_dir() and args.output.expanduser().resolve() == args.input.expanduser().resolve():
@@ -100,6 +146,8 @@ def run_infer(args: argparse.Namespace) -> int:
             f"the next run; choose another --output (a directory inside --input, e.g. {args.input / 'depth'}, is "
             "skipped when listing the inputs)"
         )
+    if check_video_input(args):
+        return run_video(args, load_model(args))
     camera = point_cloud_camera(args)
     list_inputs(args.input, exclude=args.output)  # fail on a bad --input before loading the model
     model = load_model(args)
@@ -120,6 +168,7 @@ def run_infer(args: argparse.Namespace) -> int:
             grayscale=args.grayscale,
             side_by_side=args.side_by_side,
             camera=camera,
+            num_workers=args.num_workers,
         )
     print(infer_summary(summary.written, args.output, summary.skipped))
     return EXIT_SKIPPED if summary.skipped else EXIT_OK
@@ -134,12 +183,16 @@ def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Predict depth for an image, a directory of images (searched recursively) or a .txt list of image "
             "paths, and write <name>.png depth maps (Spectral_r colours, near = red) into --output, keeping paths "
             "below an input directory: relative disparity, or for a metric checkpoint depth in metres (the map "
-            "linear in metres with a metre scale bar below). Exit code: 0 all written, 1 some inputs skipped as "
-            "unreadable, 2 usage error."
+            "linear in metres with a metre scale bar below). Images of any sizes that share a network input size "
+            "share batches. A video file (" + " ".join(VIDEO_EXTENSIONS) + ") becomes <name>_depth.mp4, all frames "
+            "coloured on one scale for the clip (with --raw-npy: <name>_depth/NNNNNN.npy per frame). Exit code: 0 "
+            "all written, 1 some inputs skipped as unreadable, 2 usage error."
         ),
     )
     add_checkpoint_arguments(parser)
-    parser.add_argument("--input", required=True, type=Path, help="image file, directory, or .txt list of paths")
+    parser.add_argument(
+        "--input", required=True, type=Path, help="image or video file, directory, or .txt list of paths"
+    )
     parser.add_argument(
         "--output",
         required=True,
@@ -155,6 +208,20 @@ def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="shorter network input side, rounded to a multiple of 14 (default: 518)",
     )
     parser.add_argument("--batch-size", type=int, default=4, metavar="N", help="images per forward pass (default: 4)")
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=DEFAULT_READ_WORKERS,
+        metavar="N",
+        help=f"threads decoding images ahead of the model; 0 = in the main thread (default: {DEFAULT_READ_WORKERS})",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (--backend torch). Pays off on GPU for long runs of one network size (a "
+        "video, a folder of same-size photos): the first batch of each new size compiles (tens of seconds); on CPU "
+        "it mostly does not",
+    )
     parser.add_argument(
         "--raw-npy",
         action="store_true",
@@ -191,5 +258,6 @@ def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
         default="torch",
         help="torch: any checkpoint in PyTorch (default); onnxruntime: a file written by anydepth export --format onnx",
     )
+    add_task_arguments(parser, "infer")
     parser.set_defaults(func=run_infer)
     return parser

@@ -42,7 +42,13 @@ LABELED_TO_UNLABELED_RATIO = 2
 
 
 class _ShardDataModule(pl.LightningDataModule):
-    """Rank, epoch and loader plumbing shared by the DataModules."""
+    """Rank, epoch and loader plumbing shared by the DataModules, and the two transform hooks a subclass overrides to
+    change what its samples become while keeping every stream's shards, batching, epochs and seeds:
+    :meth:`train_transform` (labeled training samples) and :meth:`eval_transform` (validation, test and predict
+    samples)."""
+
+    size: int
+    """Training crop side and evaluation shorter side of the default transforms (set by each subclass)."""
 
     def __init__(
         self,
@@ -87,6 +93,16 @@ class _ShardDataModule(pl.LightningDataModule):
             return self.rank, self.world_size
         return rank_and_world_size(self.trainer)
 
+    def train_transform(self) -> Transform:
+        """The worker transform of labeled training samples: :class:`TrainTransform` at ``size`` (a random
+        ``size`` x ``size`` crop, labels as normalised disparity). Override to train on other samples."""
+        return TrainTransform(self.size)
+
+    def eval_transform(self) -> Transform:
+        """The worker transform of validation, test and predict samples: :class:`EvalTransform` at ``size`` (image
+        at multiples of 14, label at ground-truth resolution). Override to evaluate other samples."""
+        return EvalTransform(self.size)
+
     def _epoch(self) -> int | None:
         return self.trainer.current_epoch if self.trainer is not None else None
 
@@ -113,23 +129,24 @@ class _ShardDataModule(pl.LightningDataModule):
             batches_per_pass=batches_per_pass,
         )
 
-    def _val_loader(self, shards: Sequence[str] | None, size: int, batch_size: int) -> ShardLoader | list[Any]:
+    def _val_loader(self, shards: Sequence[str] | None, batch_size: int) -> ShardLoader | list[Any]:
         """The validation loader of ``shards`` (none: no validation). Every rank needs a shard: a rank without
         validation batches skips validation, and the metric synchronisation of the others would wait for it."""
         if not shards:
             return []
-        loader = self._eval_loader(shards, size, batch_size, "val")
+        loader = self._eval_loader(shards, batch_size, "val")
         require_one_per_rank(len(loader.dataset.shards.urls), loader.dataset.world_size, f"val_shards {list(shards)}")
         return loader
 
-    def _eval_loader(self, shards: Sequence[str], size: int, batch_size: int, name: str) -> ShardLoader:
-        dataset = self._dataset(shards, EvalTransform(size), batch_size, resampled=False, shuffle=False, name=name)
+    def _eval_loader(self, shards: Sequence[str], batch_size: int, name: str) -> ShardLoader:
+        """Every sample of ``shards`` once, in order, through :meth:`eval_transform`."""
+        dataset = self._dataset(shards, self.eval_transform(), batch_size, resampled=False, shuffle=False, name=name)
         return self._loader(dataset)
 
 
 class LabeledDataModule(_ShardDataModule):
-    """Labeled training (the teacher stage): ``train_shards`` through :class:`TrainTransform`, ``val_shards``
-    (optional) through :class:`EvalTransform` at ground-truth resolution.
+    """Labeled training (the teacher stage): ``train_shards`` through :meth:`train_transform` (:class:`TrainTransform`),
+    ``val_shards`` (optional) through :meth:`eval_transform` (:class:`EvalTransform`) at ground-truth resolution.
 
     Train batches: ``{"image": B x 3 x S x S uint8 RGB, "label": B x S x S float32 in [0, 1] (disparity),
     "mask": B x S x S bool, "key": list[str], "label_kind": list[str]}`` with ``S = size``. Validation batches
@@ -171,7 +188,7 @@ class LabeledDataModule(_ShardDataModule):
     def train_dataset(self) -> ShardDataset:
         return self._dataset(
             self.train_shards,
-            TrainTransform(self.size),
+            self.train_transform(),
             self.batch_size,
             resampled=self.resampled,
             shuffle_buffer=self.shuffle_buffer,
@@ -184,7 +201,7 @@ class LabeledDataModule(_ShardDataModule):
         return self._loader(self.train_dataset())
 
     def val_dataloader(self) -> ShardLoader | list[Any]:
-        return self._val_loader(self.val_shards, self.size, self.val_batch_size)
+        return self._val_loader(self.val_shards, self.val_batch_size)
 
 
 class UnlabeledDataModule(_ShardDataModule):
@@ -233,10 +250,10 @@ class UnlabeledDataModule(_ShardDataModule):
         return self._loader(dataset)
 
     def val_dataloader(self) -> ShardLoader | list[Any]:
-        return self._val_loader(self.val_shards, self.size, self.val_batch_size)
+        return self._val_loader(self.val_shards, self.val_batch_size)
 
     def predict_dataloader(self) -> ShardLoader:
-        return self._eval_loader(self.train_shards, self.size, self.predict_batch_size, "predict")
+        return self._eval_loader(self.train_shards, self.predict_batch_size, "predict")
 
 
 class MixedDataModule(_ShardDataModule):
@@ -305,7 +322,7 @@ class MixedDataModule(_ShardDataModule):
         steps = len(unlabeled)
         labeled = self._dataset(
             self.labeled_shards,
-            TrainTransform(self.size),
+            self.train_transform(),
             self.labeled_batch_size,
             batches_per_epoch=steps if self.resampled else None,
             name="labeled",
@@ -315,7 +332,7 @@ class MixedDataModule(_ShardDataModule):
         return CombinedLoader(loaders, mode="min_size")
 
     def val_dataloader(self) -> ShardLoader | list[Any]:
-        return self._val_loader(self.val_shards, self.size, self.val_batch_size)
+        return self._val_loader(self.val_shards, self.val_batch_size)
 
 
 class EvalDataModule(_ShardDataModule):
@@ -339,7 +356,7 @@ class EvalDataModule(_ShardDataModule):
         self.shards, self.batch_size, self.size = list(shards), batch_size, size
 
     def eval_dataloader(self) -> ShardLoader:
-        return self._eval_loader(self.shards, self.size, self.batch_size, "eval")
+        return self._eval_loader(self.shards, self.batch_size, "eval")
 
     def val_dataloader(self) -> ShardLoader:
         return self.eval_dataloader()

@@ -1,19 +1,18 @@
 """``MetricDataModule``: labeled shards of depth in metres for metric fine-tuning (Depth Anything Sec. 4.3).
 
 The :class:`~anydepth.data.datamodules.LabeledDataModule` pipeline (shard dealing per rank and worker, exact or
-resampled epochs, seeding, resume, validation loaders) with the metric transforms in place of the relative ones:
-training crops of any (h, w) through :class:`~anydepth.data.transforms.MetricTrainTransform`, validation through
-:class:`~anydepth.data.transforms.MetricEvalTransform`, labels in metres as stored.
+resampled epochs, seeding, resume, validation loaders) with the metric transforms in its ``train_transform`` and
+``eval_transform`` hooks: training crops of any (h, w) through :class:`~anydepth.data.transforms.MetricTrainTransform`,
+validation through :class:`~anydepth.data.transforms.MetricEvalTransform`, labels in metres as stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from anydepth.data.datamodules import LabeledDataModule
-from anydepth.data.transforms import EvalTransform, MetricEvalTransform, MetricTrainTransform, check_crop
-from anydepth.shards.reader import ShardDataset, Transform
+from anydepth.data.transforms import MetricEvalTransform, MetricTrainTransform, check_crop
+from anydepth.shards.reader import Transform
 
 __all__ = ["MetricDataModule"]
 
@@ -42,10 +41,10 @@ class MetricDataModule(LabeledDataModule):
         self.crop = check_crop(crop)
         super().__init__(train_shards, val_shards, size=min(self.crop), **kwargs)
 
-    def _dataset(self, shards: Sequence[str], transform: Transform, batch_size: int, **kwargs: Any) -> ShardDataset:
-        """Every stream :class:`LabeledDataModule` builds, with its transform swapped for the metric one: its
-        evaluation transform for :class:`MetricEvalTransform`, its training transform for
-        :class:`MetricTrainTransform` (same shards, batching, epochs and seeds)."""
-        evaluation = isinstance(transform, EvalTransform)
-        metric = MetricEvalTransform(self.crop) if evaluation else MetricTrainTransform(self.crop)
-        return super()._dataset(shards, metric, batch_size, **kwargs)
+    def train_transform(self) -> Transform:
+        """:class:`MetricTrainTransform`: scaled to cover ``crop``, randomly cropped to it, labels in metres."""
+        return MetricTrainTransform(self.crop)
+
+    def eval_transform(self) -> Transform:
+        """:class:`MetricEvalTransform`: the training scale, uncropped, ground truth in metres at full resolution."""
+        return MetricEvalTransform(self.crop)

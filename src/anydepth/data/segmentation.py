@@ -27,7 +27,6 @@ from torch import Tensor, nn
 
 from anydepth.data.datamodules import _ShardDataModule
 from anydepth.data.transforms import nearest_indices
-from anydepth.shards.dealing import require_one_per_rank
 from anydepth.shards.reader import ShardLoader
 from anydepth.shards.schema import Sample, SampleError
 
@@ -224,17 +223,26 @@ class SegmentationDataModule(_ShardDataModule):
         self.train_shards, self.val_shards = train_shards, val_shards
         self.batch_size, self.val_batch_size, self.shuffle_buffer = batch_size, val_batch_size, shuffle_buffer
         self.resampled, self.samples_per_epoch = resampled, samples_per_epoch
-        self.train_transform = SegTrainTransform(
+        self.size = size
+        self._train = SegTrainTransform(  # built here, so bad settings fail when the DataModule is
             size, DEFAULT_SCALES if scales is None else scales, max_long_ratio, cat_max_ratio, ignore_index=ignore_index
         )
-        self.eval_transform = SegEvalTransform(size, max_long_ratio)
+        self._eval = SegEvalTransform(size, max_long_ratio)
+
+    def train_transform(self) -> SegTrainTransform:
+        """:class:`SegTrainTransform` with this module's size, scales, crop ratio and ignore index."""
+        return self._train
+
+    def eval_transform(self) -> SegEvalTransform:
+        """:class:`SegEvalTransform` with this module's size and longer-side cap."""
+        return self._eval
 
     def train_dataloader(self) -> ShardLoader:
         if not self.train_shards:
             raise ValueError("data.init_args.train_shards: no training shards given")
         dataset = self._dataset(
             self.train_shards,
-            self.train_transform,
+            self.train_transform(),
             self.batch_size,
             resampled=self.resampled,
             shuffle_buffer=self.shuffle_buffer,
@@ -246,13 +254,7 @@ class SegmentationDataModule(_ShardDataModule):
 
     def val_dataloader(self) -> ShardLoader | list[Any]:
         """Every validation sample once, dealt to ranks (each rank needs a shard: see ``_val_loader``)."""
-        if not self.val_shards:
-            return []
-        dataset = self._dataset(
-            self.val_shards, self.eval_transform, self.val_batch_size, resampled=False, shuffle=False, name="val"
-        )
-        require_one_per_rank(len(dataset.shards.urls), dataset.world_size, f"val_shards {list(self.val_shards)}")
-        return self._loader(dataset)
+        return self._val_loader(self.val_shards, self.val_batch_size)
 
     def test_dataloader(self) -> ShardLoader | list[Any]:
         return self.val_dataloader()

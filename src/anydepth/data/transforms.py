@@ -23,6 +23,14 @@ Metric depth (Depth Anything Sec. 4.3, the official V2 ``metric_depth`` code): :
 :class:`MetricEvalTransform` keep depth labels in metres as they are (no disparity, no normalisation; sky and invalid
 pixels masked out) and take crops of any (h, w), e.g. the paper's 392 x 518 on NYUv2.
 
+Reduced-scale decoding: every transform here shrinks the image to a size it knows from the stored (H, W) alone, and
+says so in ``decode_size(H, W)`` (the resize target; no random scale augmentation runs here); the shard reader passes
+it to ``decode_sample``, which decodes JPEGs at the smallest libjpeg DCT scale (1/8, 1/4, 1/2) still at least that
+size (:func:`anydepth.images.open_rgb`). The image then arrives smaller than stored, with ``Sample.full_size`` = (H,
+W); the transforms size everything from :attr:`Sample.size` (the stored size), resize the decoded image to the same
+target and index the labels (never decoded at reduced scale) at their stored size, so outputs differ from full decode
++ resize only by resampling (well under one grey level on photos). ``reduced_decode=False`` turns it off.
+
 Randomness: every random draw (the crop offset) comes from the ``numpy.random.Generator`` passed to ``__call__``.
 The data pipeline (:mod:`anydepth.data.datamodules`) seeds one generator per (seed, epoch, rank, worker), so a run is
 reproducible for a fixed seed, world size and number of workers, independent of torch's or numpy's global RNGs.
@@ -38,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from anydepth.images import decoded_extent
 from anydepth.models.encoder import PATCH_SIZE
 from anydepth.models.preprocess import lower_bound_size
 from anydepth.shards.schema import Sample, SampleError
@@ -65,7 +74,7 @@ MIN_SIDE = 14
 
 
 def _check_size(sample: Sample) -> None:
-    height, width = sample.image.shape[:2]
+    height, width = sample.size
     if min(height, width) < MIN_SIDE:
         raise SampleError(
             f"sample {sample.key!r}: image is {width}x{height} px, smaller than {MIN_SIDE} px (one patch) on a side"
@@ -153,13 +162,16 @@ def _resize_crop(
     sample: Sample, rng: np.random.Generator, size: tuple[int, int], crop: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The image resized to ``size`` (PIL bicubic) and cropped to ``crop`` at an offset drawn from ``rng``, and the
-    crop's source row/column indices for the nearest-neighbour maps (label, masks)."""
+    crop's source row/column indices for the nearest-neighbour maps (label, masks). One PIL resample of only the
+    crop's box of the (possibly reduced-scale) decoded image: the same pixels as resize-then-crop."""
     _check_size(sample)
-    height, width = sample.image.shape[:2]
+    height, width = sample.size
     top = int(rng.integers(0, size[0] - crop[0] + 1))
     left = int(rng.integers(0, size[1] - crop[1] + 1))
-    image = np.asarray(Image.fromarray(sample.image).resize(size[::-1], Image.Resampling.BICUBIC))
-    image = image[top : top + crop[0], left : left + crop[1]]
+    extent_h, extent_w = decoded_extent((height, width), sample.image.shape)
+    fy, fx = extent_h / size[0], extent_w / size[1]  # decoded pixels per output pixel
+    box = (left * fx, top * fy, (left + crop[1]) * fx, (top + crop[0]) * fy)
+    image = np.asarray(Image.fromarray(sample.image).resize(crop[::-1], Image.Resampling.BICUBIC, box=box))
     rows = nearest_indices(height, size[0])[top : top + crop[0]]
     cols = nearest_indices(width, size[1])[left : left + crop[1]]
     return image, rows, cols
@@ -190,16 +202,22 @@ class TrainTransform:
     Returns ``{"image": 3 x S x S uint8 RGB (the workers ship bytes, a quarter of float32; the LightningModule
     turns them into [0, 1] floats on the device with :func:`image_to_unit_range`), "label": S x S float32 in [0, 1],
     "mask": S x S bool, "key": str, "label_kind": str}``; ``label``/``mask`` only for labeled samples.
-    Raises ``SampleError`` for images under 14 px per side (the pipeline skips and logs such samples).
+    Raises ``SampleError`` for images under 14 px per side (the pipeline skips and logs such samples). With
+    ``reduced_decode`` (default), :meth:`decode_size` lets the reader decode JPEGs at reduced scale (module docstring).
     """
 
-    def __init__(self, size: int = 518) -> None:
+    def __init__(self, size: int = 518, reduced_decode: bool = True) -> None:
         if size < MIN_SIDE:
             raise ValueError(f"size must be at least {MIN_SIDE}, got {size}")
-        self.size = size
+        self.size, self.reduced_decode = size, reduced_decode
+
+    def decode_size(self, height: int, width: int) -> tuple[int, int] | None:
+        """The (h, w) the image of a stored ``height`` x ``width`` sample is resized to, before the crop: the least a
+        reduced-scale JPEG decode must keep (None when ``reduced_decode`` is off)."""
+        return short_side_size(height, width, self.size) if self.reduced_decode else None
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> dict[str, Any]:
-        size = short_side_size(*sample.image.shape[:2], self.size)
+        size = short_side_size(*sample.size, self.size)
         image, rows, cols = _resize_crop(sample, rng, size, (self.size, self.size))
         out: dict[str, Any] = {"image": _uint8_chw(image), "key": sample.key, "label_kind": sample.label_kind}
         if sample.label is None:
@@ -237,23 +255,39 @@ class EvalTransform:
     Returns ``{"image": 3 x h x w float32, "original_size": int64 tensor [H, W], "key", "label_kind"}`` plus
     ``"label"`` (H x W float32, raw) and ``"mask"`` (H x W bool, :func:`valid_pixels`) for labeled samples.
     Samples of different sizes cannot be stacked: evaluate with batch size 1 (the default of the eval loaders), or
-    only batch shards whose images share one size; the collate raises a clear error otherwise.
+    only batch shards whose images share one size; the collate raises a clear error otherwise. With ``reduced_decode``
+    (default) the reader may decode JPEGs at a reduced scale, never below the network size (:meth:`decode_size`);
+    ``original_size``, label and mask stay those of the stored image. As the official resize does not antialias, a
+    full decode aliases when shrinking more than about 3x, and a reduced-scale decode (pre-filtered by the DCT scaling)
+    then differs by more than resampling noise (1500 x 2250 photos: 0.4-0.7 grey levels on average at 518, 0.8-2 at
+    252); ``reduced_decode=False`` keeps the official pixels exactly.
     """
 
-    def __init__(self, size: int = 518) -> None:
+    def __init__(self, size: int = 518, reduced_decode: bool = True) -> None:
         if size < MIN_SIDE:
             raise ValueError(f"size must be at least {MIN_SIDE}, got {size}")
-        self.size = size
+        self.size, self.reduced_decode = size, reduced_decode
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
         """The network input size of an ``height`` x ``width`` image: :func:`lower_bound_size`."""
         return lower_bound_size(height, width, self.size)
 
+    def decode_size(self, height: int, width: int) -> tuple[int, int] | None:
+        """:meth:`network_size`, the least a reduced-scale JPEG decode must keep (None: ``reduced_decode`` off)."""
+        return self.network_size(height, width) if self.reduced_decode else None
+
     def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> dict[str, Any]:
         _check_size(sample)
-        height, width = sample.image.shape[:2]
-        image = _image_tensor(sample.image)[None]
-        image = F.interpolate(image, size=self.network_size(height, width), mode="bicubic", align_corners=False)
+        height, width = sample.size
+        image, size = _image_tensor(sample.image)[None], self.network_size(height, width)
+        if sample.full_size is None:
+            image = F.interpolate(image, size=size, mode="bicubic", align_corners=False)
+        else:  # map the stored image's extent (decoded_extent), not the decoded array, onto ``size``; a hair over
+            extent = decoded_extent(sample.full_size, sample.image.shape)  # the exact scale, so floor() never drops
+            scale = [(1 + 1e-9) * out / side for out, side in zip(size, extent)]  # a row, then the extra one cut
+            image = F.interpolate(image, scale_factor=scale, mode="bicubic", align_corners=False)[
+                ..., : size[0], : size[1]
+            ]
         out: dict[str, Any] = {
             "image": image[0],
             "original_size": torch.tensor([height, width]),
@@ -308,12 +342,16 @@ class MetricTrainTransform:
     ``depth`` and images under 14 px per side.
     """
 
-    def __init__(self, crop: tuple[int, int] = (518, 518)) -> None:
-        self.crop = check_crop(crop)
+    def __init__(self, crop: tuple[int, int] = (518, 518), reduced_decode: bool = True) -> None:
+        self.crop, self.reduced_decode = check_crop(crop), reduced_decode
+
+    def decode_size(self, height: int, width: int) -> tuple[int, int] | None:
+        """:func:`cover_size`, the least a reduced-scale JPEG decode must keep (None when ``reduced_decode`` is off)."""
+        return cover_size(height, width, self.crop) if self.reduced_decode else None
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> dict[str, Any]:
         depth = _metric_depth(sample)
-        size = cover_size(*sample.image.shape[:2], self.crop)
+        size = cover_size(*sample.size, self.crop)
         image, rows, cols = _resize_crop(sample, rng, size, self.crop)
         out: dict[str, Any] = {"image": _uint8_chw(image), "key": sample.key, "label_kind": sample.label_kind}
         if depth is not None:
@@ -328,9 +366,11 @@ class MetricEvalTransform(EvalTransform):
     official V2 validation resizes with the training ``Resize``); depth labels in metres at the original
     resolution, sky invalid. ``SampleError`` for labels other than ``depth``."""
 
-    def __init__(self, crop: tuple[int, int] = (518, 518)) -> None:
+    def __init__(self, crop: tuple[int, int] = (518, 518), reduced_decode: bool = True) -> None:
         self.crop = check_crop(crop)
-        super().__init__(min(self.crop))  # its size: the shorter crop side, the scale of the images it covers
+        super().__init__(
+            min(self.crop), reduced_decode
+        )  # its size: the shorter crop side, the scale of the images it covers
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
         return cover_size(height, width, self.crop)

@@ -28,6 +28,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from anydepth.evaluation.protocols import (
+    BENCHMARK_SETS,
     CROPS,
     DEFAULT_BENCHMARKS,
     DEFAULT_PROTOCOLS_YAML,
@@ -38,6 +39,7 @@ from anydepth.evaluation.protocols import (
     Protocol,
     check_mode,
     default_benchmarks,
+    expand_benchmarks,
     load_protocols,
     protocol_table,
 )
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from anydepth.evaluation.run import evaluate
 
 __all__ = [
+    "BENCHMARK_SETS",
     "CROPS",
     "DEFAULT_BENCHMARKS",
     "DEFAULT_PROTOCOLS_YAML",
@@ -67,6 +70,7 @@ __all__ = [
     "check_mode",
     "default_benchmarks",
     "evaluate",
+    "expand_benchmarks",
     "format_markdown_table",
     "load_protocols",
     "protocol_table",

@@ -10,15 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 
 from anydepth.data.transforms import EvalTransform
-from anydepth.evaluation.protocols import PROTOCOLS, EvaluationError, Protocol, load_protocols
+from anydepth.evaluation.protocols import (
+    PROTOCOLS,
+    EvaluationError,
+    Protocol,
+    expand_benchmarks,
+    kb_crop,
+    load_protocols,
+)
 from anydepth.prediction import check_prediction_settings
 from anydepth.shards.dealing import deal, rank_and_world_size, require_one_per_rank
 from anydepth.shards.manifest import MANIFEST_NAME, Manifest
 from anydepth.shards.reader import ShardDataset, ShardList, ShardLoader, resolve_shards
-from anydepth.shards.schema import LABEL_KINDS
+from anydepth.shards.schema import LABEL_KINDS, Sample
 from anydepth.sources import SOURCES
 
 __all__ = ["BenchmarkDataModule", "benchmark_shards"]
@@ -34,19 +42,30 @@ def _listing(directory: Path, limit: int = 12) -> str:
     return ", ".join(entries[:limit]) + more
 
 
-def _build_hint(protocol: Protocol, directory: Path) -> str:
+def _build_hint(protocol: Protocol, directory: Path, data_root: Path) -> str:
     """The build command of a protocol's shards: its reader is the kind named like the protocol (the paper
-    benchmarks) or like the first part of its ``shards`` directory (``nyuv2-metric`` reads ``nyuv2``)."""
-    candidates = (protocol.name, *Path(protocol.shards or protocol.name).parts[:1])
+    benchmarks) or like the first part of the shard directory (``nyuv2-metric`` reads ``nyuv2``), and a directory
+    named ``<kind>-<split>`` (the Makefile's shard names: ``hypersim-val``) adds ``--split <split>``."""
+    relative = directory.relative_to(data_root) if directory.is_relative_to(data_root) else directory
+    first = relative.parts[0] if relative.parts else ""
+    kind_split = first.rsplit("-", 1) if "-" in first else [first]
+    candidates = (protocol.name, first, kind_split[0])
     kind = next((c for c in candidates if c in SOURCES), None)
+    split = f" --split {kind_split[1]}" if kind == kind_split[0] and len(kind_split) == 2 else ""
     root = f"<{kind or protocol.name} dataset root>"
-    return f"anydepth shards build --source {kind or '<reader kind>'} --root {root} --out {directory}"
+    return f"anydepth shards build --source {kind or '<reader kind>'} --root {root}{split} --out {directory}"
 
 
 def _benchmark_problem(protocol: Protocol, data_root: Path) -> str | None:
-    """What is wrong with the protocol's shard directory under ``data_root``, or None when it is complete."""
-    name, directory = protocol.name, protocol.shard_dir(data_root)
-    expected = f"expected {directory / MANIFEST_NAME} built with `{_build_hint(protocol, directory)}`"
+    """What is wrong with the protocol's shard directories under ``data_root``, or None when they are complete."""
+    problems = [_directory_problem(protocol, d, data_root) for d in protocol.shard_dirs(data_root)]
+    return "\n  ".join(p for p in problems if p) or None
+
+
+def _directory_problem(protocol: Protocol, directory: Path, data_root: Path) -> str | None:
+    """What is wrong with one shard directory of ``protocol``, or None when it is complete."""
+    name = protocol.name
+    expected = f"expected {directory / MANIFEST_NAME} built with `{_build_hint(protocol, directory, data_root)}`"
     if not directory.is_dir():
         parent = directory.parent
         if not parent.is_dir():
@@ -87,10 +106,11 @@ def _benchmark_problem(protocol: Protocol, data_root: Path) -> str | None:
 
 def benchmark_shards(
     benchmarks: Sequence[str], data_root: str | os.PathLike, protocols: Mapping[str, Protocol] | None = None
-) -> dict[str, Path]:
-    """``{benchmark: shard directory}`` (:meth:`Protocol.shard_dir`, by default ``data_root/benchmark``) after
-    checking every benchmark has a protocol (default: the registry's :data:`PROTOCOLS`) and complete, labeled shards;
-    one :class:`EvaluationError` lists every problem (what was expected, what was found)."""
+) -> dict[str, Path | list[Path]]:
+    """``{benchmark: shard directory}`` (:meth:`Protocol.shard_dirs`, by default ``data_root/benchmark``; a list for
+    a protocol reading several) after checking every benchmark has a protocol (default: the registry's
+    :data:`PROTOCOLS`) and complete, labeled shards; one :class:`EvaluationError` lists every problem (what was
+    expected, what was found)."""
     protocols = PROTOCOLS if protocols is None else protocols
     if not benchmarks:
         raise EvaluationError(f"no benchmark given; choose from {', '.join(protocols)}")
@@ -104,7 +124,22 @@ def benchmark_shards(
     problems = [p for p in (_benchmark_problem(protocols[name], data_root) for name in benchmarks) if p]
     if problems:
         raise EvaluationError("benchmark shards missing or incomplete:\n  " + "\n  ".join(problems))
-    return {name: protocols[name].shard_dir(data_root) for name in benchmarks}
+    dirs = {name: protocols[name].shard_dirs(data_root) for name in benchmarks}
+    return {name: d[0] if len(d) == 1 else d for name, d in dirs.items()}
+
+
+class _KBCropped:
+    """An evaluation transform applied to the sample cut to the KITTI benchmark crop (:func:`kb_crop`), for
+    protocols with ``kb_crop: true``: the network sees the crop and the metrics its ground truth. The image is
+    decoded at full scale (``decode_size`` None), so the crop's pixel offsets hold."""
+
+    decode_size = None
+
+    def __init__(self, transform: EvalTransform) -> None:
+        self.transform = transform
+
+    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> dict[str, Any]:
+        return self.transform(kb_crop(sample), rng)
 
 
 class BenchmarkDataModule(pl.LightningDataModule):
@@ -159,7 +194,7 @@ class BenchmarkDataModule(pl.LightningDataModule):
                 benchmarks = [b.strip() for b in benchmarks.split(",") if b.strip()]
             if data_root is None:
                 raise EvaluationError("data_root is required: benchmarks are read from data_root/<benchmark>")
-            names = list(dict.fromkeys(benchmarks))
+            names = expand_benchmarks(benchmarks)  # a set name (e.g. marigold) stands for its members
             shards = benchmark_shards(names, data_root, self.protocols)
         self.shards = {
             name: [str(s)] if isinstance(s, str | os.PathLike) else [str(x) for x in s] for name, s in shards.items()
@@ -200,9 +235,11 @@ class BenchmarkDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> list[ShardLoader]:
         loaders = []
+        protocols = self.protocols or PROTOCOLS
         for name, shards in self.rank_shards(*rank_and_world_size(self.trainer)).items():
-            dataset = ShardDataset(
-                shards, EvalTransform(self.input_size), self.batch_size, resampled=False, shuffle=False, name=name
-            )
+            transform = EvalTransform(self.input_size)
+            if name in protocols and protocols[name].kb_crop:
+                transform = _KBCropped(transform)
+            dataset = ShardDataset(shards, transform, self.batch_size, resampled=False, shuffle=False, name=name)
             loaders.append(ShardLoader(dataset, num_workers=self.num_workers, pin_memory=self.pin_memory))
         return loaders

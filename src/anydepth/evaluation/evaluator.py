@@ -16,8 +16,9 @@ Per image (paper, supplementary Sec. 1; see :mod:`anydepth.evaluation`):
    :mod:`anydepth.metrics`; each image counts once and the benchmark score is the mean over images. A metric
    protocol (``align: none``, paper Sec. 4.3) skips the alignment: a metric model's depth in metres is clamped to
    the range and scored as it is. A metric model under a relative protocol is aligned like any model, its depth
-   first inverted to disparity (:meth:`Protocol.as_disparity`); a relative model has no metres for a metric
-   protocol (an :class:`EvaluationError` before any work).
+   first inverted to disparity (:meth:`Protocol.as_disparity`); under ``align: depth`` (least squares on depth,
+   Marigold's ``least_square``) its metres are aligned as they are. A relative model has no metres for a metric
+   protocol, nor depth for ``align: depth`` (an :class:`EvaluationError` before any work).
 
 The metrics are torchmetrics states reduced by sum across ranks, and each rank reads a disjoint set of shards, so
 ``devices=N`` (DDP) gives the single-device result exactly (up to float summation order).
@@ -166,6 +167,13 @@ class DepthEvaluator(pl.LightningModule):
                 f"benchmark(s) {', '.join(metric)} score metric depth (align: none), but the model is relative (it "
                 "predicts disparity up to scale and shift): evaluate a metric checkpoint, or relative benchmarks"
             )
+        depth = [name for name, protocol in chosen.items() if protocol.align == "depth"]
+        if depth and self.head != "metric":
+            raise EvaluationError(
+                f"benchmark(s) {', '.join(depth)} align depth (align: depth, a depth predictor's protocol), but the "
+                "model predicts disparity up to scale and shift: use align: disparity (e.g. a protocols YAML "
+                f"'{depth[0]}: {{align: disparity}}')"
+            )
         if benchmarks == self.benchmarks and chosen == self.protocols:
             return
         self.benchmarks, self.protocols = benchmarks, chosen
@@ -249,7 +257,7 @@ class DepthEvaluator(pl.LightningModule):
             raise EvaluationError(f"{name}: samples {keys}: label {tuple(depth.shape[-2:])} != original_size {size}")
         pred = upsample_prediction(self(batch["image"]), size, self.model.config.version)
         protocol = self.protocols[name]
-        if self.head == "metric" and protocol.mode == "relative":
+        if self.head == "metric" and protocol.align == "disparity":  # align: depth fits the metres themselves
             pred = protocol.as_disparity(pred)
         self.metrics[name].update(pred, depth, protocol.valid_mask(depth, mask))
 

@@ -23,16 +23,20 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+import numpy as np
 import torch
 import yaml
 from torch import Tensor
 
 from anydepth.metrics import RelativeDepthMetrics
+from anydepth.shards.schema import Sample
 
 __all__ = [
     "CROPS",
     "DEFAULT_BENCHMARKS",
+    "BENCHMARK_SETS",
     "DEFAULT_PROTOCOLS_YAML",
+    "KB_CROP",
     "METRIC_BENCHMARKS",
     "MODES",
     "PROTOCOLS",
@@ -40,11 +44,13 @@ __all__ = [
     "Protocol",
     "check_mode",
     "default_benchmarks",
+    "expand_benchmarks",
+    "kb_crop",
     "load_protocols",
     "protocol_table",
 ]
 
-CropName = Literal["none", "eigen", "garg"]
+CropName = Literal["none", "eigen", "garg", "kitti-eigen"]
 AlignName = Literal["disparity", "depth", "none"]
 Mode = Literal["relative", "metric"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -58,6 +64,9 @@ CROPS: dict[str, tuple[float, float, float, float] | None] = {
     "eigen": (45 / 480, 471 / 480, 41 / 640, 601 / 640),
     # Garg et al. (ECCV 2016) crop of KITTI, the fractions of the BTS / ZoeDepth / Marigold evaluation code.
     "garg": (0.40810811, 0.99189189, 0.03594771, 0.96405229),
+    # Eigen et al. (NIPS 2014) crop of KITTI (not NYUv2's ``eigen``): BTS / ZoeDepth ``eigen_crop`` for
+    # ``dataset == "kitti"``, Marigold's ``valid_mask_crop: eigen`` (src/dataset/kitti_dataset.py).
+    "kitti-eigen": (0.3324324, 0.91351351, 0.0359477, 0.96405229),
 }
 """Crop -> ``(top, bottom, left, right)`` fractions of the ground-truth height / width; the kept region is
 ``rows int(top * H) : int(bottom * H)``, ``columns int(left * W) : int(right * W)`` (the reference code's ``int``
@@ -67,7 +76,39 @@ _CROP_TEXT = {
     "none": "none",
     "eigen": "Eigen (rows 45:471, cols 41:601 of 480×640)",
     "garg": "Garg ([0.4081 H, 0.9919 H) × [0.0359 W, 0.9641 W))",
+    "kitti-eigen": "KITTI Eigen ([0.3324 H, 0.9135 H) × [0.0359 W, 0.9641 W))",
 }
+
+KB_CROP: tuple[int, int] = (352, 1216)
+"""The KITTI benchmark crop (``kb_crop``): the bottom ``352`` rows and the centred ``1216`` columns of image and
+ground truth, cut before inference (BTS / ZoeDepth ``do_kb_crop``, Marigold ``kitti_bm_crop``)."""
+
+
+def kb_crop(sample: Sample) -> Sample:
+    """``sample`` cut to the KITTI benchmark crop :data:`KB_CROP` (rows ``H - 352 : H``, columns ``(W - 1216) // 2``
+    onwards: BTS's, ZoeDepth's and Marigold's offsets), every raster alike; :class:`EvaluationError` for a smaller
+    image."""
+    height, width = sample.image.shape[:2]
+    crop_h, crop_w = KB_CROP
+    if height < crop_h or width < crop_w:
+        raise EvaluationError(
+            f"sample {sample.key!r}: the KB crop needs at least {crop_h} x {crop_w}, got {height} x {width}"
+        )
+    top, left = height - crop_h, int((width - crop_w) / 2)
+
+    def cut(raster: np.ndarray | None) -> np.ndarray | None:
+        return None if raster is None else np.ascontiguousarray(raster[top : top + crop_h, left : left + crop_w])
+
+    return dataclasses.replace(
+        sample,
+        image=cut(sample.image),
+        label=cut(sample.label),
+        mask=cut(sample.mask),
+        sky=cut(sample.sky),
+        seg=cut(sample.seg),
+        full_size=None,
+    )
+
 
 DEFAULT_PROTOCOLS_YAML = files(__package__) / "protocols.yaml"
 """The registry (package data): ``default_benchmarks`` and ``protocols: {name: {field: value}}``. Users override it
@@ -93,7 +134,11 @@ class Protocol:
         align: ``"disparity"`` (MiDaS / Depth Anything zero-shot: least squares on ``1 / depth``), ``"depth"``
             (least squares on depth) or ``"none"`` (the prediction is metric depth).
         note: where the convention comes from (rendered by :func:`protocol_table`).
-        shards: the benchmark's shard directory, relative to ``data_root`` or absolute (None: ``name``).
+        shards: the benchmark's shard directory, relative to ``data_root`` or absolute (None: ``name``), or a tuple
+            of them read as one benchmark (e.g. DIODE's indoor and outdoor halves; a YAML list).
+        kb_crop: cut image and ground truth to the KITTI benchmark crop (:func:`kb_crop`) before inference.
+        min_disparity: floor of the aligned disparity (``align: disparity``); None: ``1 / max_depth``, or ``1e-6``
+            without a cap (:class:`~anydepth.metrics.RelativeDepthMetrics`).
     """
 
     name: str
@@ -102,7 +147,9 @@ class Protocol:
     crop: CropName = "none"
     align: AlignName = "disparity"
     note: str = ""
-    shards: str | None = None
+    shards: str | tuple[str, ...] | None = None
+    kb_crop: bool = False
+    min_disparity: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -113,17 +160,24 @@ class Protocol:
             raise EvaluationError(
                 f"protocol {self.name!r}: align must be one of {list(get_args(AlignName))}, got {self.align!r}"
             )
-        if self.shards is not None and (not isinstance(self.shards, str) or not self.shards):
+        if isinstance(self.shards, list | tuple):
+            object.__setattr__(self, "shards", tuple(self.shards))
+        shards = (self.shards,) if isinstance(self.shards, str) else self.shards
+        if shards is not None and (not shards or not all(isinstance(s, str) and s for s in shards)):
             raise EvaluationError(f"protocol {self.name!r}: shards must be a directory path, got {self.shards!r}")
-        for attr in ("min_depth", "max_depth"):
+        if not isinstance(self.kb_crop, bool):
+            raise EvaluationError(f"protocol {self.name!r}: kb_crop must be true or false, got {self.kb_crop!r}")
+        for attr in ("min_depth", "max_depth", "min_disparity"):
             value = getattr(self, attr)
-            if value is None and attr == "max_depth":
+            if value is None and attr != "min_depth":
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise EvaluationError(f"protocol {self.name!r}: {attr} must be a finite number, got {value!r}")
             object.__setattr__(self, attr, float(value))
         if self.min_depth < 0:
             raise EvaluationError(f"protocol {self.name!r}: min_depth must be >= 0, got {self.min_depth}")
+        if self.min_disparity is not None and self.min_disparity <= 0:
+            raise EvaluationError(f"protocol {self.name!r}: min_disparity must be > 0, got {self.min_disparity}")
         if self.max_depth is not None and self.max_depth <= self.min_depth:
             raise EvaluationError(
                 f"protocol {self.name!r}: max_depth ({self.max_depth}) must exceed min_depth ({self.min_depth})"
@@ -151,9 +205,18 @@ class Protocol:
             valid &= mask.to(torch.bool)
         return valid & self.crop_mask(depth.shape[-2], depth.shape[-1], depth.device)
 
+    def shard_dirs(self, data_root: str | os.PathLike) -> list[Path]:
+        """The benchmark's shard directories: ``data_root / directory`` for each of ``shards`` (default ``name``;
+        an absolute one as is)."""
+        shards = self.shards or self.name
+        return [Path(data_root) / d for d in ((shards,) if isinstance(shards, str) else shards)]
+
     def shard_dir(self, data_root: str | os.PathLike) -> Path:
-        """The benchmark's shard directory: ``data_root / (shards or name)`` (an absolute ``shards`` as is)."""
-        return Path(data_root) / (self.shards or self.name)
+        """The benchmark's one shard directory (:meth:`shard_dirs`); :class:`EvaluationError` if it reads several."""
+        dirs = self.shard_dirs(data_root)
+        if len(dirs) != 1:
+            raise EvaluationError(f"protocol {self.name!r} reads {len(dirs)} shard directories: use shard_dirs")
+        return dirs[0]
 
     def as_disparity(self, depth: Tensor) -> Tensor:
         """A metric model's depth for this (relative) protocol's disparity alignment: ``1 / depth``, the depth first
@@ -168,12 +231,23 @@ class Protocol:
 
     def metric(self) -> RelativeDepthMetrics:
         """A fresh :class:`~anydepth.metrics.RelativeDepthMetrics` with this protocol's alignment and range."""
-        return RelativeDepthMetrics(align=self.align, min_depth=self.min_depth, max_depth=self.max_depth)
+        extra = {} if self.min_disparity is None else {"min_disparity": self.min_disparity}
+        return RelativeDepthMetrics(align=self.align, min_depth=self.min_depth, max_depth=self.max_depth, **extra)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields except ``name``, and ``shards`` only when set (the YAML layout: ``name: {field: value}``)."""
-        skip = ("name",) if self.shards is not None else ("name", "shards")
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        """The fields except ``name``; ``shards``, ``kb_crop`` and ``min_disparity`` only when set (the YAML layout:
+        ``name: {field: value}``; several shard directories as a list)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+        for key, default in _OPTIONAL.items():
+            if out[key] == default:
+                del out[key]
+        if isinstance(out.get("shards"), tuple):
+            out["shards"] = list(out["shards"])
+        return out
+
+
+_OPTIONAL: dict[str, Any] = {"shards": None, "kb_crop": False, "min_disparity": None}
+"""Protocol fields that :meth:`Protocol.to_dict` (and the registry) leave out at their default."""
 
 
 def _merge(base: Mapping[str, Protocol], entries: Any, origin: str) -> dict[str, Protocol]:
@@ -203,30 +277,53 @@ def _merge(base: Mapping[str, Protocol], entries: Any, origin: str) -> dict[str,
 _DEFAULT_LISTS = {"relative": "default_benchmarks", "metric": "metric_benchmarks"}  # mode -> registry key
 
 
-def _load_registry() -> tuple[dict[str, Protocol], dict[str, tuple[str, ...]]]:
-    """``(protocols, {mode: default benchmarks})`` of :data:`DEFAULT_PROTOCOLS_YAML`, checked (every default has a
-    protocol of its list's mode)."""
+_REGISTRY_KEYS = (*_DEFAULT_LISTS.values(), "benchmark_sets", "protocols")
+
+
+def _load_registry() -> tuple[dict[str, Protocol], dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """``(protocols, {mode: default benchmarks}, {set name: benchmarks})`` of :data:`DEFAULT_PROTOCOLS_YAML`,
+    checked (every default has a protocol of its list's mode; every set names protocols of one mode)."""
     origin = f"the protocol registry {DEFAULT_PROTOCOLS_YAML}"
     registry = yaml.safe_load(DEFAULT_PROTOCOLS_YAML.read_text())
-    if not isinstance(registry, Mapping) or set(registry) != {*_DEFAULT_LISTS.values(), "protocols"}:
-        raise EvaluationError(f"{origin}: expected the keys {', '.join(_DEFAULT_LISTS.values())} and protocols")
+    if not isinstance(registry, Mapping) or set(registry) != set(_REGISTRY_KEYS):
+        raise EvaluationError(f"{origin}: expected the keys {', '.join(_REGISTRY_KEYS)}")
     protocols = _merge({}, registry["protocols"], origin)
     defaults = {mode: tuple(registry[key]) for mode, key in _DEFAULT_LISTS.items()}
     for mode, names in defaults.items():
         wrong = [name for name in names if name not in protocols or protocols[name].mode != mode]
         if wrong:
             raise EvaluationError(f"{origin}: {_DEFAULT_LISTS[mode]} {wrong} have no {mode} protocol")
-    return protocols, defaults
+    sets = {str(name): tuple(members) for name, members in registry["benchmark_sets"].items()}
+    for name, members in sets.items():
+        if name in protocols or not members or any(m not in protocols for m in members):
+            raise EvaluationError(f"{origin}: benchmark set {name!r} must list protocols and not be one: {members}")
+        if len({protocols[m].mode for m in members}) != 1:
+            raise EvaluationError(f"{origin}: benchmark set {name!r} mixes relative and metric protocols")
+    return protocols, defaults, sets
 
 
 _REGISTRY = _load_registry()
 PROTOCOLS: dict[str, Protocol] = _REGISTRY[0]
-"""Every registered protocol (the seven zero-shot paper benchmarks, the metric ones and ``demo``), in registry
-order; see each ``note`` and the README's "Zero-shot evaluation" and "Metric depth evaluation"."""
+"""Every registered protocol (the six zero-shot paper benchmarks, DIODE's halves, the ``marigold-*`` set, the metric
+ones and ``demo``), in registry order; see each ``note``, the registry's evidence comments and the README's
+"Zero-shot evaluation" and "Metric depth evaluation"."""
 DEFAULT_BENCHMARKS: tuple[str, ...] = _REGISTRY[1]["relative"]
 """The benchmarks ``anydepth eval`` scores by default in relative mode: the paper's zero-shot benchmarks (Table 2)."""
 METRIC_BENCHMARKS: tuple[str, ...] = _REGISTRY[1]["metric"]
 """The benchmarks ``anydepth eval`` scores by default in metric mode: NYUv2 and KITTI (Tables 3 and 4)."""
+
+
+BENCHMARK_SETS: dict[str, tuple[str, ...]] = _REGISTRY[2]
+"""Named groups of protocols (registry ``benchmark_sets``): a set's name in ``--benchmarks`` stands for its members,
+e.g. ``marigold`` for the five ``marigold-*`` protocols (Marigold's published evaluation)."""
+
+
+def expand_benchmarks(names: Sequence[str], sets: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """``names`` with each set name (:data:`BENCHMARK_SETS` by default) replaced by its members, in order, every
+    benchmark once (its first place)."""
+    sets = BENCHMARK_SETS if sets is None else sets
+    expanded = [member for name in names for member in (sets.get(name) or (name,))]
+    return list(dict.fromkeys(expanded))
 
 
 def default_benchmarks(mode: str) -> tuple[str, ...]:
@@ -265,9 +362,10 @@ def load_protocols(
           crop: eigen
           shards: scannet/test   # optional: read data_root/scannet/test instead
 
-    Fields: ``min_depth``, ``max_depth`` (null: no cap), ``crop`` (none / eigen / garg), ``align``
-    (disparity / depth / none), ``note``, ``shards`` (the shard directory, relative to the data root or absolute;
-    default the name). Unknown names or fields raise :class:`EvaluationError`.
+    Fields: ``min_depth``, ``max_depth`` (null: no cap), ``crop`` (none / eigen / garg / kitti-eigen), ``align``
+    (disparity / depth / none), ``note``, ``shards`` (the shard directory, or a list of them, relative to the data
+    root or absolute; default the name), ``kb_crop`` (KITTI benchmark crop before inference), ``min_disparity``
+    (floor of the aligned disparity). Unknown names or fields raise :class:`EvaluationError`.
     """
     protocols = dict(PROTOCOLS)
     if path is not None:

@@ -26,7 +26,13 @@ from transformers.models.mask2former.modeling_mask2former import (
     Mask2FormerTransformerModule,
 )
 
-__all__ = ["Mask2FormerHead", "Mask2FormerOutput", "mask2former_config", "semantic_targets"]
+__all__ = [
+    "DistributedMask2FormerLoss",
+    "Mask2FormerHead",
+    "Mask2FormerOutput",
+    "mask2former_config",
+    "semantic_targets",
+]
 
 Mask2FormerOutput = tuple[tuple[Tensor, ...], tuple[Tensor, ...]]
 """Per decoder layer (the last is the prediction): class logits ``B x Q x (K + 1)``, mask logits ``B x Q x h x w``."""
@@ -67,6 +73,21 @@ def semantic_targets(seg: Tensor, ignore_index: int) -> tuple[list[Tensor], list
     return masks, classes
 
 
+class DistributedMask2FormerLoss(Mask2FormerLoss):
+    """transformers' :class:`~transformers.models.mask2former.modeling_mask2former.Mask2FormerLoss` with the mask
+    count that normalises the mask and dice losses averaged over the ``torch.distributed`` ranks (the process group
+    Lightning's DDP / FSDP strategies start), as the original Mask2Former does; transformers averages only under
+    ``accelerate``. Every rank computes the loss each step (the all-reduce is collective)."""
+
+    def get_num_masks(self, class_labels: list[Tensor], device: torch.device) -> Tensor:
+        num_masks = torch.as_tensor(sum(len(classes) for classes in class_labels), dtype=torch.float, device=device)
+        world_size = 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(num_masks)
+            world_size = torch.distributed.get_world_size()
+        return torch.clamp(num_masks / world_size, min=1)
+
+
 class Mask2FormerHead(Mask2FormerPreTrainedModel):
     """Mask2Former's pixel decoder, transformer decoder, class predictor and loss on four ``in_channels``-wide maps
     (finest first). A :class:`~transformers.Mask2FormerPreTrainedModel`, so its parts get transformers' own
@@ -85,7 +106,7 @@ class Mask2FormerHead(Mask2FormerPreTrainedModel):
             "loss_mask": config.mask_weight,
             "loss_dice": config.dice_weight,
         }
-        self.criterion = Mask2FormerLoss(config=config, weight_dict=self.weight_dict)
+        self.criterion = DistributedMask2FormerLoss(config=config, weight_dict=self.weight_dict)
         self.post_init()
 
     def forward(self, features: list[Tensor]) -> Mask2FormerOutput:

@@ -19,7 +19,8 @@ from torch import nn
 
 AttractorKind = Literal["mean", "sum"]
 AttractorType = Literal["inv", "exp"]
-MLP_DIM = 128  # official hidden width of the seed regressor, projectors and attractors
+MLP_DIM = 128  # official default hidden width of Projector and AttractorLayerUnnormed
+SEED_MLP_DIM = 256  # official SeedBinRegressorUnnormed(..., mlp_dim=256); ZoeDepth.__init__ keeps the default
 
 
 def resize_like(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
@@ -37,9 +38,10 @@ def _mlp(
 
 class SeedBinRegressorUnnormed(nn.Module):
     """First bin centres, unbounded: ``softplus(conv(relu(conv(x))))``, ``B x n_bins x h x w`` (official
-    ``SeedBinRegressorUnnormed``; its ``min_depth``/``max_depth`` arguments are unused and so not taken here)."""
+    ``SeedBinRegressorUnnormed``, hidden width 256 unlike the other MLPs' 128; its ``min_depth``/``max_depth``
+    arguments are unused and so not taken here)."""
 
-    def __init__(self, in_features: int, n_bins: int, mlp_dim: int = MLP_DIM) -> None:
+    def __init__(self, in_features: int, n_bins: int, mlp_dim: int = SEED_MLP_DIM) -> None:
         super().__init__()
         self._net = _mlp(in_features, mlp_dim, n_bins, nn.ReLU(inplace=True), nn.Softplus())
 

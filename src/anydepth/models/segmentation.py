@@ -233,7 +233,8 @@ class SegmentationModel(nn.Module):
         if not isinstance(meta, dict) or meta.get("format_version") != SEGMENTATION_FORMAT_VERSION:
             raise CheckpointError(
                 f"{path} is not a segmentation checkpoint of this anydepth (no {SEGMENTATION_KEY!r} entry of format "
-                f"{SEGMENTATION_FORMAT_VERSION}); write one with `anydepth fit` and a configs/recipes/seg/ recipe"
+                f"{SEGMENTATION_FORMAT_VERSION}); write one with `anydepth fit` and a configs/recipes/seg/ recipe "
+                "(a depth model's checkpoint: anydepth eval / infer --task depth)"
             )
         model = cls.from_config(SegmentationConfig.from_dict(meta["model"]))
         prefix = meta["prefix"]

@@ -22,15 +22,29 @@ from anydepth.shards.dealing import rank_and_world_size
 from anydepth.shards.reader import ShardDataset, ShardList, ShardLoader
 from anydepth.shards.schema import Sample
 
-__all__ = ["PseudoLabelDataModule", "PseudoLabeler"]
+__all__ = ["PseudoLabelDataModule", "PseudoLabeler", "default_workers"]
+
+MAX_DEFAULT_WORKERS = 8
+"""At most this many loader workers per device by default: with reduced-scale JPEG decoding one worker prepares a few
+dozen large photos per second, so a handful keeps a teacher forward pass fed (``benchmarks/pseudo_label_speed.py``)."""
+
+
+def default_workers(devices: int = 1) -> int:
+    """Loader workers per device when none are given: the CPUs this process may use, shared by the node's ``devices``,
+    less one each for the device's own process, between 1 and :data:`MAX_DEFAULT_WORKERS`."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_WORKERS, cpus // max(1, devices) - 1))
 
 
 class _PseudoLabelInput:
     """:class:`EvalTransform` of a sample plus what the writer needs: ``shard`` (the input shard's index),
-    ``shard_samples`` (its manifest count) and ``record`` (the raw record, whose bytes are copied)."""
+    ``shard_samples`` (its manifest count) and ``record`` (the raw record, whose bytes are copied). Its
+    ``decode_size`` is the :class:`EvalTransform`'s (JPEGs decoded at a reduced scale unless ``reduced_decode`` is off).
+    """
 
-    def __init__(self, size: int, shards: ShardList) -> None:
-        self.transform = EvalTransform(size)
+    def __init__(self, size: int, shards: ShardList, reduced_decode: bool = True) -> None:
+        self.transform = EvalTransform(size, reduced_decode)
+        self.decode_size = self.transform.decode_size
         self.index = {url: i for i, url in enumerate(shards.urls)}
         self.counts = shards.counts
 
@@ -57,9 +71,11 @@ class PseudoLabelDataModule(pl.LightningDataModule):
         teacher: the teacher's identity (:meth:`PseudoLabeler.teacher_settings`), recorded in ``pseudo.json``.
         input_size: shorter network input side, rounded to a multiple of 14 (518 in the paper).
         batch_size: images per batch; > 1 only when all input images share one size.
-        num_workers: DataLoader workers per rank.
+        num_workers: DataLoader workers per rank (None: :func:`default_workers` of the trainer's devices per node).
         resume: continue a directory made with the same settings (else refuse any existing pseudo labels).
         pin_memory: pin host memory (default: when CUDA is available).
+        reduced_decode: decode JPEGs at the smallest libjpeg scale still at least the network input size
+            (:mod:`anydepth.images`; labels at the stored size as before); off: full decode, the official pixels.
     """
 
     def __init__(
@@ -69,9 +85,10 @@ class PseudoLabelDataModule(pl.LightningDataModule):
         teacher: Mapping[str, Any],
         input_size: int = 518,
         batch_size: int = 1,
-        num_workers: int = 2,
+        num_workers: int | None = None,
         resume: bool = True,
         pin_memory: bool | None = None,
+        reduced_decode: bool = True,
     ) -> None:
         super().__init__()
         self.shards = input_shards(inputs)
@@ -84,6 +101,7 @@ class PseudoLabelDataModule(pl.LightningDataModule):
         }
         self.input_size, self.batch_size, self.num_workers, self.resume = input_size, batch_size, num_workers, resume
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.reduced_decode = reduced_decode
         self.pending: list[int] | None = None
         self.allow_zero_length_dataloader_with_multiple_devices = True  # more ranks than pending shards
 
@@ -110,7 +128,7 @@ class PseudoLabelDataModule(pl.LightningDataModule):
         )
         dataset = ShardDataset(
             pending,
-            _PseudoLabelInput(self.input_size, self.shards),
+            _PseudoLabelInput(self.input_size, self.shards, self.reduced_decode),
             self.batch_size,
             resampled=False,
             shuffle=False,
@@ -118,7 +136,9 @@ class PseudoLabelDataModule(pl.LightningDataModule):
             world_size=world_size,
             name="pseudo-label",
         )
-        return ShardLoader(dataset, num_workers=self.num_workers, pin_memory=self.pin_memory)
+        devices = 1 if self.trainer is None else self.trainer.num_devices
+        workers = default_workers(devices) if self.num_workers is None else self.num_workers
+        return ShardLoader(dataset, num_workers=workers, pin_memory=self.pin_memory)
 
 
 class PseudoLabeler(pl.LightningModule):
@@ -160,6 +180,11 @@ class PseudoLabeler(pl.LightningModule):
         if self.flip_tta:
             disparity = (disparity + self.model(x.flip(-1)).flip(-1)) / 2
         return disparity
+
+    def transfer_batch_to_device(self, batch: dict[str, Any], device: torch.device, dataloader_idx: int) -> Any:
+        """Only ``image`` goes to the device. Lightning's default walks every element of every collection, and the
+        raw records' bytes are sequences of ints: seconds per large photo, more than decoding and the teacher."""
+        return {**batch, "image": batch["image"].to(device, non_blocking=True)}
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[Tensor]:
         disparity = self(batch["image"])

@@ -19,7 +19,10 @@ from anydepth.shards.manifest import Manifest
 
 __all__ = ["PSEUDO_LABEL_WARNINGS", "pseudo_label"]
 
-PSEUDO_LABEL_WARNINGS = ("Couldn't infer the batch indices",)  # the writer does not need them
+PSEUDO_LABEL_WARNINGS = (
+    "Couldn't infer the batch indices",  # the writer does not need them
+    ".*overridden `transfer_batch_to_device`",  # PseudoLabeler's, by design: only the image goes to the device
+)
 """Pseudo-labelling's expected warnings, beyond :data:`~anydepth.prediction.EXPECTED_WARNINGS`."""
 
 
@@ -40,7 +43,7 @@ def pseudo_label(
     input_size: int = 518,
     flip_tta: bool = False,
     batch_size: int = 1,
-    num_workers: int = 2,
+    num_workers: int | None = None,
     accelerator: str = "auto",
     devices: int | str | Sequence[int] = "auto",
     num_nodes: int = 1,
@@ -49,6 +52,7 @@ def pseudo_label(
     resume: bool = True,
     encoder: str | None = None,
     version: str | None = None,
+    reduced_decode: bool = True,
     **trainer_kwargs: Any,
 ) -> Manifest:
     """Pseudo-label the shards ``inputs`` with the teacher ``checkpoint`` into ``out`` (see
@@ -57,9 +61,12 @@ def pseudo_label(
     Every process of a DDP run calls this (Lightning's launcher or SLURM starts them). ``accelerator``, ``devices``,
     ``num_nodes``, ``strategy``, ``precision`` and ``trainer_kwargs`` go to ``lightning.Trainer`` (an
     :func:`~anydepth.prediction.offline_trainer`); ``encoder`` / ``version`` are the checkpoint hints of
-    :meth:`DepthAnything.from_checkpoint`. Returns the written manifest (on every rank). Raises ``CheckpointError``
-    for a bad checkpoint and :class:`PseudoLabelError` for bad settings (those Lightning refuses included), missing
-    inputs or inputs without manifest counts, and an ``out`` that cannot be resumed.
+    :meth:`DepthAnything.from_checkpoint`; ``num_workers`` (per device, None: the
+    :func:`~anydepth.pseudo_label.labeler.default_workers`) and ``reduced_decode`` (JPEGs decoded at a reduced
+    scale, default on) as :class:`~anydepth.pseudo_label.labeler.PseudoLabelDataModule`. Returns the written manifest
+    (on every rank). Raises ``CheckpointError`` for a bad checkpoint and :class:`PseudoLabelError` for bad settings
+    (those Lightning refuses included), missing inputs or inputs without manifest counts, and an ``out`` that cannot
+    be resumed.
 
     The process of global rank 0 holds :class:`~anydepth.locks.OutputLock` on ``out`` while predicting, so a second
     run into ``out`` stops at once with :class:`~anydepth.locks.OutputLockedError` (naming this process). Only rank 0
@@ -67,11 +74,14 @@ def pseudo_label(
     re-runs the command, SLURM or torchrun start each one), so one lock per rank would refuse the others. With
     ``ddp_spawn`` the launching process is rank 0 and holds it while its children predict.
     """
-    check_prediction_settings(input_size, batch_size, num_workers, PseudoLabelError)
+    check_prediction_settings(input_size, batch_size, num_workers or 0, PseudoLabelError)
     specs = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     input_shards(specs)  # fail on missing inputs before loading the teacher
     labeler = PseudoLabeler(checkpoint, flip_tta, encoder, version)
-    data = PseudoLabelDataModule(specs, out, labeler.teacher_settings(), input_size, batch_size, num_workers, resume)
+    settings = labeler.teacher_settings()
+    data = PseudoLabelDataModule(
+        specs, out, settings, input_size, batch_size, num_workers, resume, None, reduced_decode
+    )
     check_output(data.out, data.state, resume)  # once here, before any DDP process starts
     writer = PseudoLabelWriter(out)
     trainer = _trainer(

@@ -75,7 +75,7 @@ __all__ = ["ShardDataset", "ShardList", "ShardLoader", "ShardSpecError", "Transf
 logger = logging.getLogger(__name__)
 
 Transform = Callable[[Sample, np.random.Generator], dict[str, Any]]
-"""A per-sample transform: ``(sample, rng) -> dict of tensors and values`` (see :mod:`anydepth.data.transforms`)."""
+"""``(sample, rng) -> dict`` (:mod:`anydepth.data.transforms`); a ``decode_size`` is ``decode_sample``'s ``needed``."""
 
 
 @dataclass(frozen=True)
@@ -302,7 +302,7 @@ class ShardDataset(IterableDataset):
         for index, record in enumerate(records, start=first):
             rng = np.random.default_rng(self._seed(self.rank, worker, index))
             try:
-                item = self.transform(decode_sample(record), rng)
+                item = self.transform(decode_sample(record, needed=getattr(self.transform, "decode_size", None)), rng)
             except (SampleError, OSError, ValueError) as err:
                 self._skip(f"sample {record.get('__key__')!r} of shard {record.get('__url__')}", err)
                 continue

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from anydepth.images import SizeNeeded, open_rgb
+
 LABEL_KINDS: tuple[str, ...] = ("depth", "disparity", "relative_disparity")
 IMAGE_FIELDS: tuple[str, ...] = ("image.jpg", "image.png")
 LABEL_FIELD, MASK_FIELD, SKY_FIELD, META_FIELD = "label.npy", "mask.png", "sky.png", "meta.json"
@@ -51,7 +53,9 @@ class Sample:
     """One decoded sample. ``image`` H x W x 3 uint8 RGB; ``label`` H x W float32 or None;
     ``mask``/``sky`` H x W bool or None; ``meta`` the JSON metadata (``label_kind`` lives there);
     ``record`` the raw webdataset record (field -> bytes, ``__key__``, ``__url__``) that ``decode_sample``
-    decoded it from, None for samples made in memory; ``seg`` H x W uint8 or uint16 class ids or None."""
+    decoded it from, None for samples made in memory; ``seg`` H x W uint8 or uint16 class ids or None;
+    ``full_size`` the stored image's (H, W) when ``image`` was decoded at a reduced JPEG scale (``decode_sample`` with
+    ``needed``), else None. Label, masks and seg are always at the stored size, :attr:`size`."""
 
     key: str
     image: np.ndarray
@@ -61,6 +65,12 @@ class Sample:
     meta: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     seg: np.ndarray | None = None
+    full_size: tuple[int, int] | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The stored image's (H, W): ``full_size`` if the image was decoded at a reduced scale, else its own."""
+        return self.full_size if self.full_size is not None else (self.image.shape[0], self.image.shape[1])
 
     @property
     def label_kind(self) -> str | None:
@@ -71,7 +81,7 @@ class Sample:
         if self.mask is not None:
             return self.mask
         if self.label is None:
-            return np.ones(self.image.shape[:2], bool)
+            return np.ones(self.size, bool)
         return np.isfinite(self.label) & (self.label > 0)
 
 
@@ -95,7 +105,9 @@ def validate_sample(sample: Sample, shard: str | None = None) -> None:
     image = sample.image
     if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
         raise SampleError(f"{where}: image must be an H x W x 3 uint8 RGB array")
-    size = image.shape[:2]
+    size = sample.size
+    if image.shape[0] > size[0] or image.shape[1] > size[1]:
+        raise SampleError(f"{where}: image is {image.shape[:2]}, larger than its full_size {size}")
     kind = sample.meta.get("label_kind")
     if sample.label is None:
         if kind is not None:
@@ -217,15 +229,19 @@ def _image_field(record: dict[str, Any], where: str) -> str:
     return image_field
 
 
-def decode_sample(record: dict[str, Any], shard: str | None = None) -> Sample:
-    """Decode a raw webdataset record (bytes per field) into a validated ``Sample`` that keeps ``record``."""
+def decode_sample(record: dict[str, Any], shard: str | None = None, needed: SizeNeeded | None = None) -> Sample:
+    """Decode a raw webdataset record (bytes per field) into a validated ``Sample`` that keeps ``record``.
+
+    With ``needed`` (a transform's ``decode_size``), a JPEG image is decoded at the smallest libjpeg scale still at
+    least ``needed(H, W)`` (:func:`anydepth.images.open_rgb`), and ``Sample.full_size`` records (H, W) when that is
+    below full size; labels, masks and seg always decode at full size."""
     key = str(record.get("__key__", "?"))
     shard = shard or record.get("__url__")
     where = _where(key, shard)
     image_field = _image_field(record, where)
     if META_FIELD not in record:
         raise SampleError(f"{where}: no meta.json")
-    image = _decode_field(record, image_field, where, lambda b: np.asarray(Image.open(io.BytesIO(b)).convert("RGB")))
+    image, size = _decode_field(record, image_field, where, lambda b: open_rgb(b, needed))
     meta = _decode_field(record, META_FIELD, where, json.loads)
     label = None
     if LABEL_FIELD in record:
@@ -237,5 +253,6 @@ def decode_sample(record: dict[str, Any], shard: str | None = None) -> Sample:
     sky = _decode_field(record, SKY_FIELD, where, _mask) if SKY_FIELD in record else None
     seg = _decode_field(record, SEG_FIELD, where, decode_seg) if SEG_FIELD in record else None
     sample = Sample(key=key, image=image, label=label, mask=mask, sky=sky, meta=meta, record=record, seg=seg)
+    sample.full_size = None if image.shape[:2] == size else size
     validate_sample(sample, shard)
     return sample

@@ -31,6 +31,7 @@ from anydepth.sources.demo.bundled import bundled_photos, package_dir
 from anydepth.sources.demo.raycast import DEMO_CLASSES, RENDERER, Layout, RenderResult, random_scene, render_scene
 
 VAL_SEED_OFFSET = 1_000_000_000  # split "val" renders scenes seed + VAL_SEED_OFFSET + index (disjoint from train)
+SPLIT_SCENES = {"train": 256, "val": 32}  # default scenes per split of the synthetic demo sources
 EVAL_SEED_OFFSET = 2_000_000_000  # synthetic eval scenes of DemoEvalSource
 MIDDLEBURY_MOTORCYCLE = {  # calibration of the 4x down-sampled images, from skimage.data.stereo_motorcycle
     "focal_px": 994.978,
@@ -184,13 +185,14 @@ class DemoEvalSource(Source):
 
 class DemoTrainSource(Source):
     """SYNTHETIC RGB-D training scenes rendered on the fly (``label_kind`` ``depth``, exact z-depth in metres;
-    sky = rays that hit nothing -> label 0, mask False, ``sky`` True).
+        sky = rays that hit nothing -> label 0, mask False, ``sky`` True).
 
-    Scene ``index`` of split "train" (or None) is ``random_scene(np.random.default_rng(seed + index))``; split
-    "val" uses ``seed + VAL_SEED_OFFSET + index`` so the two splits never share a scene. ``layout="ground"``
-    renders only the ground plane seen by a horizontal camera (analytically checkable). Keys
-    ``synthetic/scene_NNNNN``; meta has ``"synthetic": true``, ``renderer``, ``seed``, ``intrinsics`` and the
-    whole scene description. Layout: none; ``root`` is ignored (any path).
+        Scene ``index`` of split "train" (or None) is ``random_scene(np.random.default_rng(seed + index))``; split
+        "val" uses ``seed + VAL_SEED_OFFSET + index`` so the two splits never share a scene. ``layout="ground"``
+        renders only the ground plane seen by a horizontal camera (analytically checkable). ``num_scenes`` defaults to
+    :data:`SPLIT_SCENES` of the split (256 train, 32 val). Keys
+        ``synthetic/scene_NNNNN``; meta has ``"synthetic": true``, ``renderer``, ``seed``, ``intrinsics`` and the
+        whole scene description. Layout: none; ``root`` is ignored (any path).
     """
 
     name = "demo-train"
@@ -202,7 +204,7 @@ class DemoTrainSource(Source):
         root: str | Path,
         split: str | None = None,
         *,
-        num_scenes: int = 256,
+        num_scenes: int | None = None,
         size: tuple[int, int] = (240, 320),
         seed: int = 0,
         layout: Layout = "random",
@@ -212,6 +214,8 @@ class DemoTrainSource(Source):
             raise SourceError(f"{self.name}: split must be 'train' or 'val', got {split!r}")
         if layout not in ("random", "ground"):
             raise SourceError(f"{self.name}: layout must be 'random' or 'ground', got {layout!r}")
+        if num_scenes is None:
+            num_scenes = SPLIT_SCENES[split or "train"]
         if num_scenes < 0 or min(size) < 2:
             raise SourceError(f"{self.name}: need num_scenes >= 0 and size >= 2 x 2, got {num_scenes}, {size}")
         self.num_scenes, self.size, self.seed, self.layout = (
