@@ -9,7 +9,6 @@ files are decoded in a thread pool while the model runs.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -21,7 +20,7 @@ import torch
 
 from anydepth.export.runtime import OnnxDepthModel
 from anydepth.models.depth_anything import DepthAnything
-from anydepth.models.preprocess import check_image, lower_bound_size, prepare_images, upsample_prediction
+from anydepth.models.preprocess import check_image, evaluating, lower_bound_size, prepare_images, upsample_prediction
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -41,16 +40,6 @@ def network_size(model: Any, height: int, width: int, input_size: int) -> tuple[
     return height, width
 
 
-@contextlib.contextmanager
-def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
 def predict_batch(model: Any, images: list[np.ndarray], input_size: int = 518) -> list[np.ndarray]:
     """``model.infer_images(images, input_size)`` in ONE forward pass, for H x W x 3 uint8 images of any sizes that
     share :func:`network_size`: each image is resized to that size on its own, the predictions (relative disparity,
@@ -60,7 +49,7 @@ def predict_batch(model: Any, images: list[np.ndarray], input_size: int = 518) -
         check_image(image, f"image {i}")
     if isinstance(model, DepthAnything):
         parameter = next(model.parameters())
-        with torch.inference_mode(), _eval_mode(model):
+        with torch.inference_mode(), evaluating(model):
             batch = torch.cat([prepare_images([image], input_size, parameter.device) for image in images])
             depth = model(batch.to(parameter.dtype))
     elif isinstance(model, OnnxDepthModel):

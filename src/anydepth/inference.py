@@ -170,7 +170,7 @@ def output_names(files: Sequence[Path], root: Path | None = None) -> list[Path]:
     return unique
 
 
-def _read_checked(path: Path) -> tuple[np.ndarray | None, str]:
+def read_checked(path: Path) -> tuple[np.ndarray | None, str]:
     """``(rgb, "")`` for a usable image, ``(None, reason)`` otherwise."""
     try:
         rgb = read_rgb(path, exif=True)
@@ -292,7 +292,7 @@ def run_inference(
 
         def readable() -> Iterator[tuple[Path, Path, np.ndarray]]:
             ahead = 2 * max(batch_size, num_workers)
-            for (path, name), (rgb, reason) in read_ahead(lambda e: _read_checked(e[0]), pending, num_workers, ahead):
+            for (path, name), (rgb, reason) in read_ahead(lambda e: read_checked(e[0]), pending, num_workers, ahead):
                 if rgb is None:
                     summary.skipped.append((path, reason))
                     warnings.warn(f"skipping {path}: {reason}", SkippedInputWarning, stacklevel=2)

@@ -6,15 +6,17 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from anydepth.checkpoints import CheckpointError
 from anydepth.export.spec import ExportError
-from anydepth.inference import InputError
+from anydepth.inference import InputError, SkippedInputWarning
 from anydepth.locks import OutputLockedError
 from anydepth.models.depth_anything import HEADS, VERSIONS
 from anydepth.models.encoder import ENCODERS
@@ -57,6 +59,33 @@ def resolve_device(name: str) -> torch.device:
 
 def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def infer_summary(written: int, output: Path, skipped: Sequence[tuple[Path, str]], noun: str = "depth map") -> str:
+    """``wrote N depth maps to DIR; skipped M unreadable inputs: a (why), b (why)`` (``noun``: what was written)."""
+    line = f"wrote {plural(written, noun)} to {output}"
+    if skipped:
+        listed = ", ".join(f"{path} ({reason})" for path, reason in skipped[:MAX_LISTED_SKIPS])
+        more = f" and {len(skipped) - MAX_LISTED_SKIPS} more" if len(skipped) > MAX_LISTED_SKIPS else ""
+        line += f"; skipped {plural(len(skipped), 'unreadable input')}: {listed}{more}"
+    return line
+
+
+@contextlib.contextmanager
+def skip_warnings_to_stderr(command: str) -> Iterator[None]:
+    """Print every ``SkippedInputWarning`` as ``anydepth <command>: warning: ...`` (above the progress bar)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SkippedInputWarning)
+        original = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, SkippedInputWarning):
+                tqdm.write(f"{PROG} {command}: warning: {message}", file=sys.stderr)
+            else:
+                original(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
 
 
 def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:

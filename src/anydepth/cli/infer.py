@@ -4,62 +4,29 @@ disparity, or metric depth in metres and point clouds for metric checkpoints).""
 from __future__ import annotations
 
 import argparse
-import contextlib
-import sys
-import warnings
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-
-from tqdm import tqdm
 
 from anydepth.batching import DEFAULT_READ_WORKERS
 from anydepth.cli.common import (
     EXIT_OK,
     EXIT_SKIPPED,
-    MAX_LISTED_SKIPS,
-    PROG,
     UsageError,
     add_checkpoint_arguments,
     checkpoint_options,
+    infer_summary,
     plural,
     resolve_device,
+    skip_warnings_to_stderr,
 )
 from anydepth.cli.segment import add_task_arguments, resolve_task, run_seg_infer
-from anydepth.inference import SkippedInputWarning, list_inputs, model_head, run_inference
+from anydepth.inference import list_inputs, model_head, run_inference
 from anydepth.models.depth_anything import DepthAnything
 from anydepth.pointcloud import Camera
 from anydepth.video import VIDEO_EXTENSIONS, is_video, probe_video, run_video_inference
 
 IMAGE_ONLY_OPTIONS = ("png16", "point_cloud", "side_by_side")
 """Outputs a video input does not get: it is one ``<name>_depth.mp4`` (+ per-frame ``.npy`` with ``--raw-npy``)."""
-
-
-def infer_summary(written: int, output: Path, skipped: Sequence[tuple[Path, str]]) -> str:
-    """``wrote N depth maps to DIR; skipped M unreadable inputs: a (why), b (why)``."""
-    line = f"wrote {plural(written, 'depth map')} to {output}"
-    if skipped:
-        listed = ", ".join(f"{path} ({reason})" for path, reason in skipped[:MAX_LISTED_SKIPS])
-        more = f" and {len(skipped) - MAX_LISTED_SKIPS} more" if len(skipped) > MAX_LISTED_SKIPS else ""
-        line += f"; skipped {plural(len(skipped), 'unreadable input')}: {listed}{more}"
-    return line
-
-
-@contextlib.contextmanager
-def _skip_warnings_to_stderr(command: str) -> Iterator[None]:
-    """Print every ``SkippedInputWarning`` as ``anydepth <command>: warning: ...`` (above the progress bar)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", SkippedInputWarning)
-        original = warnings.showwarning
-
-        def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-            if issubclass(category, SkippedInputWarning):
-                tqdm.write(f"{PROG} {command}: warning: {message}", file=sys.stderr)
-            else:
-                original(message, category, *args, **kwargs)
-
-        warnings.showwarning = show
-        yield
 
 
 def point_cloud_camera(args: argparse.Namespace) -> Camera | None:
@@ -156,7 +123,7 @@ def run_infer(args: argparse.Namespace) -> int:
             f"--point-cloud needs a metric checkpoint; {args.checkpoint} is a relative model (it predicts disparity "
             "up to an unknown scale and shift, no metres to back-project)"
         )
-    with _skip_warnings_to_stderr(args.command):
+    with skip_warnings_to_stderr(args.command):
         summary = run_inference(
             model,
             args.input,

@@ -20,9 +20,17 @@ from typing import Any
 
 from tqdm import tqdm
 
-from anydepth.cli.common import EXIT_OK, EXIT_SKIPPED, UsageError, plural, resolve_device
+from anydepth.cli.common import (
+    EXIT_OK,
+    EXIT_SKIPPED,
+    UsageError,
+    infer_summary,
+    plural,
+    resolve_device,
+    skip_warnings_to_stderr,
+)
 from anydepth.files import atomic_write_json
-from anydepth.inference import InputError, SkippedInputWarning, _read_checked, list_inputs, output_names
+from anydepth.inference import InputError, SkippedInputWarning, list_inputs, output_names, read_checked
 from anydepth.shards.manifest import MANIFEST_NAME, Manifest
 from anydepth.sources.segmentation import CLASS_SETS, IGNORE_INDEX
 
@@ -259,7 +267,6 @@ def run_seg_infer(args: argparse.Namespace) -> int:
     """``anydepth infer --task seg``: ``<name>.png`` per input, an 8-bit palette PNG whose values are class ids
     (colours from :func:`~anydepth.evaluation.segmentation.palette`), and ``legend.json`` (id, class, colour).
     Inputs, output names and skipped images as ``anydepth infer`` (exit 1 when something was skipped)."""
-    from anydepth.cli.infer import _skip_warnings_to_stderr, infer_summary
     from anydepth.evaluation.segmentation import palette, segment_images, write_segmentation_png
 
     settings = inference_settings(args)
@@ -279,9 +286,9 @@ def run_seg_infer(args: argparse.Namespace) -> int:
     legend = [{"id": i, "class": c, "color": colors[i].tolist()} for i, c in enumerate(classes)]
     atomic_write_json(args.output / LEGEND_NAME, {"classes": legend, "ignore_id": IGNORE_INDEX}, sort_keys=False)
     written, skipped = 0, []
-    with _skip_warnings_to_stderr(args.command):
+    with skip_warnings_to_stderr(args.command):
         for path, target in tqdm(list(zip(files, targets)), unit="img", desc="infer", disable=None):
-            rgb, reason = _read_checked(path)
+            rgb, reason = read_checked(path)
             if rgb is None:
                 skipped.append((path, reason))
                 warnings.warn(f"skipping {path}: {reason}", SkippedInputWarning, stacklevel=2)
@@ -292,5 +299,5 @@ def run_seg_infer(args: argparse.Namespace) -> int:
             except OSError as err:  # a full disk, a directory in the way ...
                 raise InputError(f"cannot write the segmentation of {path} into {args.output}: {err}") from err
             written += 1
-    print(infer_summary(written, args.output, skipped).replace("depth map", "segmentation map", 1))  # same wording
+    print(infer_summary(written, args.output, skipped, noun="segmentation map"))
     return EXIT_SKIPPED if skipped else EXIT_OK

@@ -3,13 +3,10 @@ file on disk matches the model (:mod:`anydepth.export.check`)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from torch import nn
 
 from anydepth import __version__
 from anydepth.export.check import ParityError, Runner, parity, reference_photos, require_parity
@@ -19,6 +16,7 @@ from anydepth.export.runtime import OnnxDepthModel
 from anydepth.export.spec import ExportError, ExportSpec
 from anydepth.export.torch_formats import load_torch_export, load_torchscript, write_torch_export, write_torchscript
 from anydepth.models.depth_anything import DepthAnything
+from anydepth.models.preprocess import evaluating
 
 
 def load_onnx(path: Path) -> tuple[ExportSpec, Runner]:
@@ -46,16 +44,6 @@ class ExportReport:
     path: Path
     spec: ExportSpec
     differences: dict[tuple[int, int], float]
-
-
-@contextlib.contextmanager
-def evaluating(model: nn.Module) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def export_model(

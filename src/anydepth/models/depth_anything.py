@@ -14,7 +14,7 @@ from torch import nn
 
 from anydepth.models.dpt import DPTHead
 from anydepth.models.encoder import ENCODERS, PATCH_SIZE, DINOv2Encoder, PosEmbedInterpolation
-from anydepth.models.preprocess import check_image, prepare_images, upsample_prediction
+from anydepth.models.preprocess import check_image, evaluating, prepare_images, upsample_prediction
 
 Version = Literal["v1", "v2"]
 VERSIONS: tuple[str, ...] = ("v1", "v2")
@@ -251,9 +251,7 @@ class DepthAnything(nn.Module):
         for i, image in enumerate(images):
             by_size[image.shape[:2]].append(i)
         results: list[np.ndarray] = [np.empty(0, np.float32)] * len(images)
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             for size, indices in by_size.items():
                 for start in range(0, len(indices), batch_size):
                     chunk = indices[start : start + batch_size]
@@ -261,8 +259,6 @@ class DepthAnything(nn.Module):
                     depth = upsample_prediction(self(batch), size, self.config.version)
                     for i, d in zip(chunk, depth.cpu().numpy()):
                         results[i] = d
-        finally:
-            self.train(was_training)
         return results
 
     def infer_image(self, rgb: np.ndarray, input_size: int = 518) -> np.ndarray:

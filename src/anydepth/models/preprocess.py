@@ -7,9 +7,13 @@ cv2.INTER_CUBIC)`` + ``NormalizeImage`` is reproduced with ``torch.nn.functional
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from anydepth.models.encoder import PATCH_SIZE
 
@@ -76,3 +80,14 @@ def upsample_prediction(pred: torch.Tensor, size: tuple[int, int] | torch.Size, 
     if tuple(pred.shape[-2:]) == size:
         return pred.float()
     return F.interpolate(pred[:, None].float(), size=size, mode="bilinear", align_corners=ALIGN_CORNERS[version])[:, 0]
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode inside the block, back to its previous mode after it (also on errors)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)

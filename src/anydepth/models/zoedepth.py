@@ -41,7 +41,7 @@ from anydepth.models.metric_bins import (
     SeedBinRegressorUnnormed,
     resize_like,
 )
-from anydepth.models.preprocess import check_image, normalize
+from anydepth.models.preprocess import check_image, evaluating, normalize
 
 OFFICIAL_INPUT_SIZE: tuple[int, int] = (392, 518)
 """``img_size`` of the official ``config_zoedepth.json``; the outdoor model is also run at it by the official code
@@ -246,17 +246,13 @@ class ZoeDepthMetric(nn.Module):
         upsampled bilinearly (``align_corners=True``) to the image size. ``input_size`` is accepted for the
         ``DepthAnything.infer_images`` contract and not used: the released models run at their training size."""
         device = next(self.parameters()).device
-        was_training = self.training
-        self.eval()
-        try:
-            results = []
+        results = []
+        with evaluating(self):
             for image in images:
                 check_image(image)
                 batch = torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float() / 255.0
                 depth = self(prepare_zoedepth_batch(batch))
                 results.append(resize_like(depth[:, None], image.shape[:2])[0, 0].float().cpu().numpy())
-        finally:
-            self.train(was_training)
         return results
 
     def infer_image(self, rgb: np.ndarray, input_size: int = 518) -> np.ndarray:
