@@ -102,3 +102,17 @@ def test_infer_backend_onnxruntime_refuses_a_checkpoint_that_is_not_an_export(tm
     args = ["infer", "--checkpoint", str(tmp_path / "model.ckpt"), "--backend", "onnxruntime"]
     assert main([*args, "--input", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_infer_backend_tensorrt_without_tensorrt_is_one_line(tiny_onnx, tmp_path: Path, capsys) -> None:
+    import onnxruntime
+
+    if "TensorrtExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has TensorRT (the engine itself is tested in test_runtime.py)")
+    Image.fromarray(reference_photos()[1]).save(tmp_path / "cat.png")
+    args = ["infer", "--checkpoint", str(tiny_onnx.path), "--backend", "tensorrt", "--input", str(tmp_path / "cat.png")]
+    assert main([*args, "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "install onnxruntime-gpu and tensorrt" in err, err
+    assert main([*args, "--output", str(tmp_path / "o"), "--device", "cpu"]) == 2
+    assert "--backend tensorrt runs on a CUDA GPU" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from PIL import Image
 
 from anydepth.export import ExportError, ExportReport, OnnxDepthModel
 from anydepth.export.check import reference_photos
+from anydepth.export.runtime import tensorrt_providers
 from anydepth.inference import run_inference
 from anydepth.models import DepthAnything
 
@@ -72,3 +73,41 @@ def test_an_onnx_file_that_is_not_an_anydepth_export_is_refused(tmp_path: Path) 
         OnnxDepthModel(tmp_path / "junk.onnx")
     with pytest.raises(ExportError, match="does not exist"):
         OnnxDepthModel(tmp_path / "missing.onnx")
+
+
+def _has_tensorrt() -> bool:
+    import onnxruntime
+
+    return "TensorrtExecutionProvider" in onnxruntime.get_available_providers()
+
+
+@pytest.mark.skipif(_has_tensorrt(), reason="this onnxruntime has TensorRT: the refusal cannot happen")
+def test_tensorrt_without_its_provider_is_one_clear_error(tiny_onnx: ExportReport) -> None:
+    with pytest.raises(
+        ExportError,
+        match="TensorRT backend needs onnxruntime-gpu built with TensorRT.*this onnxruntime "
+        "offers .*CPUExecutionProvider",
+    ):
+        tensorrt_providers(tiny_onnx.path)
+
+
+def test_tensorrt_providers_cache_the_engine_beside_the_file(tiny_onnx: ExportReport) -> None:
+    if not _has_tensorrt():
+        pytest.skip("needs onnxruntime-gpu with TensorRT")
+    (name, options), *fallback = tensorrt_providers(tiny_onnx.path)
+    assert name == "TensorrtExecutionProvider" and options["trt_engine_cache_path"] == f"{tiny_onnx.path}.trt"
+    assert fallback == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+@pytest.mark.gpu
+def test_tensorrt_engine_matches_the_pytorch_model(
+    tiny_onnx: ExportReport, tiny_model: DepthAnything, photos: list[np.ndarray]
+) -> None:
+    if not _has_tensorrt():
+        pytest.skip("needs onnxruntime-gpu with TensorRT")
+    model = OnnxDepthModel(tiny_onnx.path, providers=tensorrt_providers(tiny_onnx.path))
+    assert model.session.get_providers()[0] == "TensorrtExecutionProvider"
+    expected = tiny_model.infer_images(photos, INPUT_SIZE, batch_size=2)
+    for e, g in zip(expected, model.infer_images(photos, INPUT_SIZE, batch_size=2)):
+        assert max_rel_diff(torch.from_numpy(e), torch.from_numpy(g)) <= 1e-3  # TensorRT's fp32 kernels (TF32 off)
+    assert Path(f"{tiny_onnx.path}.trt").is_dir()  # the engine is cached for the next run

@@ -49,10 +49,15 @@ def point_cloud_camera(args: argparse.Namespace) -> Camera | None:
 
 def load_model(args: argparse.Namespace) -> Any:
     """The model ``--backend`` names: a PyTorch model of any checkpoint on ``--device`` (``torch``), or an ``anydepth
-    export --format onnx`` file in an onnxruntime session (``onnxruntime``: CUDA provider when available)."""
-    if args.backend == "onnxruntime":
-        from anydepth.export.runtime import OnnxDepthModel
+    export --format onnx`` file in an onnxruntime session (``onnxruntime``: CUDA provider when available;
+    ``tensorrt``: a TensorRT engine built from the file and cached beside it)."""
+    if args.backend in ("onnxruntime", "tensorrt"):
+        from anydepth.export.runtime import OnnxDepthModel, tensorrt_providers
 
+        if args.backend == "tensorrt":
+            if args.device == "cpu":
+                raise UsageError("--backend tensorrt runs on a CUDA GPU; leave out --device cpu")
+            return OnnxDepthModel(args.checkpoint, providers=tensorrt_providers(args.checkpoint))
         providers = ["CPUExecutionProvider"] if args.device == "cpu" else None
         return OnnxDepthModel(args.checkpoint, providers=providers)
     device = resolve_device(args.device)
@@ -221,9 +226,11 @@ def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--backend",
-        choices=("torch", "onnxruntime"),
+        choices=("torch", "onnxruntime", "tensorrt"),
         default="torch",
-        help="torch: any checkpoint in PyTorch (default); onnxruntime: a file written by anydepth export --format onnx",
+        help="torch: any checkpoint in PyTorch (default); onnxruntime: a file written by anydepth export --format "
+        "onnx; tensorrt: the same file as a TensorRT engine (onnxruntime-gpu with TensorRT, a CUDA GPU; the engine is "
+        "built on first use and cached in <file>.trt/)",
     )
     add_task_arguments(parser, "infer")
     parser.set_defaults(func=run_infer)

@@ -17,6 +17,31 @@ from anydepth.export.spec import INPUT_NAME, OUTPUT_NAME, ExportError
 from anydepth.models.preprocess import check_image, lower_bound_size, normalize, upsample_prediction
 
 DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+TENSORRT_PROVIDER = "TensorrtExecutionProvider"
+Provider = str | tuple[str, dict[str, str]]
+"""An onnxruntime execution provider: its name, or its name and options."""
+
+
+def tensorrt_providers(onnx_path: str | os.PathLike) -> list[Provider]:
+    """onnxruntime's TensorRT execution provider for an anydepth ONNX export (CUDA, then CPU, for any node TensorRT
+    does not take): the TensorRT engine is built from the ONNX file on first use (minutes) and cached in
+    ``<file>.trt/`` beside it, so later runs start at once; the engine keeps the file's precision (an fp16 export
+    gives an fp16 engine), and each new input size builds a new profile (dynamic exports). Raises ``ExportError``
+    when this onnxruntime has no TensorRT provider (CPU builds, or onnxruntime-gpu without TensorRT libraries)."""
+    available = import_optional("onnxruntime").get_available_providers()
+    if TENSORRT_PROVIDER not in available:
+        raise ExportError(
+            f"the TensorRT backend needs onnxruntime-gpu built with TensorRT, the TensorRT libraries and a CUDA GPU; "
+            f"this onnxruntime offers {', '.join(available)}: install onnxruntime-gpu and tensorrt, or use "
+            "--backend onnxruntime"
+        )
+    cache = Path(f"{onnx_path}.trt")
+    options = {
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(cache),
+        "trt_timing_cache_enable": "True",
+    }
+    return [(TENSORRT_PROVIDER, options), "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 def same_size_batches(images: Sequence[np.ndarray], batch_size: int) -> Iterator[list[int]]:
@@ -31,11 +56,11 @@ def same_size_batches(images: Sequence[np.ndarray], batch_size: int) -> Iterator
 
 class OnnxDepthModel:
     """An ``anydepth export --format onnx`` file in an onnxruntime session (``providers``: default CUDA when
-    available, else CPU). ``spec`` is the file's :class:`~anydepth.export.spec.ExportSpec`, ``config`` the model's
-    ``DepthAnythingConfig``. Refuses (``ExportError``) a file onnxruntime cannot load or that is not an anydepth
-    export."""
+    available, else CPU; :func:`tensorrt_providers` for TensorRT). ``spec`` is the file's
+    :class:`~anydepth.export.spec.ExportSpec`, ``config`` the model's ``DepthAnythingConfig``. Refuses
+    (``ExportError``) a file onnxruntime cannot load or that is not an anydepth export."""
 
-    def __init__(self, path: str | os.PathLike, providers: Sequence[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, providers: Sequence[Provider] | None = None) -> None:
         ort = import_optional("onnxruntime")
         errors = ort.capi.onnxruntime_pybind11_state
         self.path = Path(path)
