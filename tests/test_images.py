@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anydepth.images import decoded_extent, open_rgb, read_rgb
+from anydepth.images import decoded_extent, max_side_size, open_rgb, read_rgb, read_rgb_within
 
 from helpers.photos import large_photo
 
@@ -82,3 +82,20 @@ def test_exif_rotated_jpegs_decode_at_full_size_in_displayed_orientation(photo: 
     assert size == (2253, 1501) and image.shape == (2253, 1501, 3)
     np.testing.assert_array_equal(image, open_rgb(data, exif=True)[0])
     assert open_rgb(data, lambda h, w: (300, 200))[0].shape == (376, 564, 3)  # orientation not applied: reduced
+
+
+def test_read_rgb_within_max_side_equals_full_decode_and_lanczos(photo: np.ndarray, tmp_path: Path) -> None:
+    path = tmp_path / "large.jpg"
+    path.write_bytes(jpeg_bytes(photo))
+    full = read_rgb(path)
+    for max_side in (1000, 700, 518):  # JPEG scales 1/2, 1/2 and 1/4 of the 1501 x 2253 photo
+        target = max_side_size(*full.shape[:2], max_side)
+        assert target is not None and max(target) == max_side
+        expected = np.asarray(Image.fromarray(full).resize(target[::-1], Image.Resampling.LANCZOS), float)
+        image, stored = read_rgb_within(path, max_side)
+        assert stored == full.shape[:2] and image.shape == (*target, 3)
+        assert np.abs(image - expected).mean() < 1.0  # grey levels: only the resampling differs
+    same, stored = read_rgb_within(path, 4000)  # not longer than max_side: the stored pixels
+    assert stored == full.shape[:2] and np.array_equal(same, full)
+    assert max_side_size(10, 20, None) is None and max_side_size(10, 20, 20) is None
+    assert max_side_size(10, 21, 20) == (10, 20)

@@ -14,6 +14,7 @@ grey level from a bicubic resize. Other formats, and JPEGs whose EXIF orientatio
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Callable
 
@@ -27,6 +28,9 @@ SizeNeeded = Callable[[int, int], "tuple[int, int] | None"]
 
 _TRANSPOSING = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 _LEAST_SCALE = 4  # libjpeg scale 1/4 at most (see the module docstring)
+BUILD_DECODE_MARGIN = 1.25
+"""``--max-side`` builds decode at least this times the stored size per side: Lanczos is sharp, and a DCT scale just
+above the target strays up to 1.4 grey levels (measured on scikit-image's photos), with this margin 0.65 at most."""
 
 
 def open_rgb(
@@ -58,6 +62,43 @@ def decoded_extent(full_size: tuple[int, int], decoded: tuple[int, ...]) -> tupl
     if scale is None:
         raise ValueError(f"a {decoded[:2]} image is no libjpeg scale (1, 1/2, 1/4, 1/8) of {full_size}")
     return height / scale, width / scale
+
+
+def max_side_size(height: int, width: int, max_side: int | None) -> tuple[int, int] | None:
+    """The (h, w) of a ``height x width`` image shrunk so its longer side is ``max_side`` (aspect kept, rounded);
+    None when ``max_side`` is None or the image is not longer (``anydepth shards build --max-side``)."""
+    if max_side is None or max(height, width) <= max_side:
+        return None
+    factor = max_side / max(height, width)
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+def read_rgb_within(
+    path: str | os.PathLike, max_side: int | None, exif: bool = False
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """``read_rgb`` shrunk (Lanczos) to :func:`max_side_size` when the image is longer than ``max_side``, a JPEG
+    decoded at a reduced libjpeg scale (:func:`open_rgb`) that keeps at least :data:`BUILD_DECODE_MARGIN` times the
+    target size per side (where the stored image has it); returns the image and the stored (H, W). Differs from a full
+    decode + the same Lanczos resize only by resampling: at most 0.65 grey levels on average on real photos (1.4 with
+    no margin, where a scale lands just above the target)."""
+
+    def needed(height: int, width: int) -> tuple[int, int] | None:
+        target = max_side_size(height, width, max_side)
+        if target is None:
+            return None
+        return min(height, math.ceil(target[0] * BUILD_DECODE_MARGIN)), min(
+            width, math.ceil(target[1] * BUILD_DECODE_MARGIN)
+        )
+
+    image, full = open_rgb(path, needed=needed, exif=exif)
+    target = max_side_size(*full, max_side)
+    if target is None:
+        return image, full
+    extent_h, extent_w = decoded_extent(full, image.shape)
+    shrunk = Image.fromarray(image).resize(
+        (target[1], target[0]), Image.Resampling.LANCZOS, box=(0.0, 0.0, extent_w, extent_h)
+    )
+    return np.asarray(shrunk), full
 
 
 def read_rgb(path: str | os.PathLike, exif: bool = False) -> np.ndarray:

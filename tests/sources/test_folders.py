@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,11 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anydepth.shards.schema import Sample
+from anydepth.shards.schema import Sample, decode_sample
 from anydepth.sources import Source, SourceError
+from anydepth.sources.build import build_shards, downscale_sample
 from anydepth.sources.folders import ImageFolderSource, RGBDFolderSource
 
 from helpers.fabricate import H, W, depth_mm, fabricate, ramp, rgb, write_exr, write_image, write_npy, write_pfm
+from helpers.photos import large_photo
 
 Check = Callable[[Source, int], dict[str, Sample]]  # the `check` fixture (conftest.py)
 
@@ -147,3 +150,21 @@ def test_rgbd_folder_disparity_manifest_says_disparity(tmp_path: Path) -> None:
     np.save(root / "disparity" / "a.npy", np.full((20, 30), 4.0, np.float32))
     manifest = build_shards("rgbd-folder", root, tmp_path / "out")
     assert manifest.label_kind == "disparity"
+
+
+def test_max_side_builds_decode_jpegs_at_a_reduced_scale_as_a_full_decode_would_store(tmp_path: Path) -> None:
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(large_photo("coffee", (901, 1351))).save(tmp_path / "photos" / "coffee.jpg", quality=95)
+    source = ImageFolderSource(tmp_path / "photos")
+    (item,) = source.items()
+    expected = downscale_sample(source.load(item), 320)  # full decode, then the builder's Lanczos
+    reduced = source.load_within(item, 320)  # decoded at libjpeg's 1/2 scale, then Lanczos
+    assert reduced.meta == expected.meta and reduced.meta["original_size"] == [901, 1351]
+    assert reduced.image.shape == expected.image.shape == (213, 320, 3)
+    assert np.abs(reduced.image.astype(float) - expected.image).mean() < 1.0
+    build_shards("images", tmp_path / "photos", tmp_path / "out", max_side=320, image_format="png")
+    with tarfile.open(tmp_path / "out" / "shard-000000.tar") as tar:
+        record = {m.name.split(".", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers()}
+    record["__key__"] = reduced.key
+    stored = decode_sample(record)
+    assert np.array_equal(stored.image, reduced.image) and stored.meta["scale"] == expected.meta["scale"]

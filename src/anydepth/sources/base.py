@@ -48,3 +48,9 @@ class Source(ABC):
     @abstractmethod
     def load(self, item: SourceItem) -> Sample:
         """Read one item; any exception marks the item as skipped with its message as the reason."""
+
+    def load_within(self, item: SourceItem, max_side: int | None) -> Sample:
+        """``load(item)`` for a build with ``--max-side``: a reader that can decode fewer pixels (JPEG DCT scaling)
+        may return the sample already shrunk to ``max_side``, its ``meta`` ``original_size`` and ``scale`` set as
+        ``anydepth.sources.build.downscale_sample`` sets them; the builder stores it as it is. Default: ``load``."""
+        return self.load(item)

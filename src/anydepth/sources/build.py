@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from anydepth.images import max_side_size
 from anydepth.models.encoder import PATCH_SIZE
 from anydepth.shards.manifest import Manifest, ShardRecord
 from anydepth.shards.schema import Sample, SampleError, encode_sample, validate_sample
@@ -85,12 +86,12 @@ def downscale_sample(sample: Sample, max_side: int | None) -> Sample:
     meta = dict(sample.meta)
     meta.setdefault("original_size", [height, width])
     meta["scale"] = float(meta.get("scale", 1.0))
-    if max_side is None or max(height, width) <= max_side:
+    size = max_side_size(height, width, max_side)
+    if size is None:
         return replace(sample, meta=meta)
-    factor = max_side / max(height, width)
-    new_h, new_w = max(1, round(height * factor)), max(1, round(width * factor))
+    new_h, new_w = size
     image = np.asarray(Image.fromarray(sample.image).resize((new_w, new_h), Image.Resampling.LANCZOS))
-    meta["scale"] *= factor
+    meta["scale"] *= max_side / max(height, width)
 
     def shrink(array: np.ndarray | None) -> np.ndarray | None:
         return None if array is None else _nearest(array, new_h, new_w)
@@ -124,7 +125,7 @@ def _check_min_side(loaded: Sample, stored: Sample, min_side: int) -> None:
     height, width = stored.image.shape[:2]
     if min(height, width) >= min_side:
         return
-    before = loaded.image.shape[:2]
+    before = tuple(stored.meta.get("original_size", loaded.image.shape[:2]))
     resized = "" if before == (height, width) else f" (downscaled from {before[0]}x{before[1]} by --max-side)"
     raise SampleError(
         f"sample {stored.key!r}: image {height}x{width} (H x W){resized} is smaller than --min-side {min_side}"
@@ -133,7 +134,7 @@ def _check_min_side(loaded: Sample, stored: Sample, min_side: int) -> None:
 
 def _prepare(source: Source, item: SourceItem, options: _Options) -> Sample:
     """Load, complete the metadata, validate, downscale and size-check one item: the sample to store (raises if bad)."""
-    sample = source.load(item)
+    sample = source.load_within(item, options.max_side)
     if not isinstance(sample, Sample):
         raise TypeError(f"{type(source).__name__}.load returned {type(sample).__name__}, not a Sample")
     if sample.key != item.key:

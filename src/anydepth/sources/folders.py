@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anydepth.images import IMAGE_EXTENSIONS, read_rgb
+from anydepth.images import IMAGE_EXTENSIONS, read_rgb, read_rgb_within
 from anydepth.shards.schema import Sample
 from anydepth.sources.base import Source, SourceError, SourceItem
 from anydepth.sources.decoders import LABEL_EXTENSIONS, read_label, read_mask
@@ -81,8 +81,13 @@ class ImageFolderSource(Source):
         return keyed_items((rel, {"image": str(base / rel)}, {}) for rel in rels)
 
     def load(self, item: SourceItem) -> Sample:
-        image = read_rgb(item.paths["image"], exif=True)
-        return make_sample(self, item, image, base=self._base())
+        return self.load_within(item, None)
+
+    def load_within(self, item: SourceItem, max_side: int | None) -> Sample:
+        """The image shrunk to ``max_side`` while decoding (``read_rgb_within``: a JPEG at a reduced scale)."""
+        image, (height, width) = read_rgb_within(item.paths["image"], max_side, exif=True)
+        scale = 1.0 if image.shape[:2] == (height, width) else max_side / max(height, width)
+        return make_sample(self, item, image, base=self._base(), original_size=[height, width], scale=scale)
 
 
 class RGBDFolderSource(Source):
