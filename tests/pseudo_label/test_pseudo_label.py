@@ -187,6 +187,8 @@ def test_resume_redoes_only_missing_shards(
     assert f"cannot resume {out}" in str(refused.value) and "new --out directory" in str(refused.value)
     with pytest.raises(PseudoLabelError, match=r"flip_tta: False -> True; input_size: 28 -> 42"):
         pseudo_label(ckpt, [str(inputs)], out, **{**RUN, "input_size": 42}, flip_tta=True)
+    with pytest.raises(PseudoLabelError, match=r"reduced_decode: True -> False"):
+        pseudo_label(ckpt, [str(inputs)], out, **RUN, reduced_decode=False)  # labels of other decoded pixels
     with pytest.raises(PseudoLabelError, match="already holds pseudo labels"):
         pseudo_label(ckpt, [str(inputs)], out, **RUN, resume=False)
     with pytest.raises(PseudoLabelError, match="holds shards not written by anydepth pseudo-label"):
@@ -318,7 +320,7 @@ if os.environ["LOCAL_RANK"] == "0":  # rank 0 plans the resume below; rank 1 wai
     (Path(out) / "shard-000001.json").unlink()
 again = pseudo_label(checkpoint, [inputs], out, **run)  # only shard 1 is pending: rank 1 has no batch at all
 assert again.to_dict() == first.to_dict()
-print("resumed", os.environ["LOCAL_RANK"], file=sys.stderr)
+os.write(2, f"resumed {os.environ['LOCAL_RANK']}\\n".encode())  # one write: the two ranks share stderr
 """
 
 

@@ -169,9 +169,12 @@ def parse_devices(value: str) -> int | str | list[int]:
     return count
 
 
-def add_prediction_run_arguments(parser: argparse.ArgumentParser, devices: int | str) -> None:
+def add_prediction_run_arguments(
+    parser: argparse.ArgumentParser, devices: int | str, workers: int | None = 2, workers_help: str = "2"
+) -> None:
     """The options of a tool that runs a model over shards with Lightning (``eval``, ``pseudo-label``):
-    ``--input-size``, ``--batch-size``, ``--num-workers``, ``--devices`` (default ``devices``), ``--accelerator``."""
+    ``--input-size``, ``--batch-size``, ``--num-workers`` (default ``workers``, described by ``workers_help``),
+    ``--devices`` (default ``devices``), ``--accelerator``."""
     parser.add_argument(
         "--input-size",
         type=int,
@@ -186,7 +189,13 @@ def add_prediction_run_arguments(parser: argparse.ArgumentParser, devices: int |
         metavar="N",
         help="images per forward pass; > 1 only when all images of the shards share one size (default: 1)",
     )
-    parser.add_argument("--num-workers", type=int, default=2, metavar="N", help="loader workers per device (default 2)")
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=workers,
+        metavar="N",
+        help=f"loader workers per device (default {workers_help})",
+    )
     parser.add_argument(
         "--devices",
         type=parse_devices,

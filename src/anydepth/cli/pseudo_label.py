@@ -32,6 +32,7 @@ def run_pseudo_label(args: argparse.Namespace) -> int:
             precision=args.precision,
             encoder=args.encoder,
             version=args.version,
+            reduced_decode=not args.full_decode,
         )
     except PseudoLabelError as err:
         raise UsageError(str(err)) from err
@@ -71,7 +72,18 @@ def add_pseudo_label_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="average with the un-flipped prediction of the horizontally flipped image (2x the compute)",
     )
-    add_prediction_run_arguments(parser, devices="auto")
+    add_prediction_run_arguments(
+        parser,
+        devices="auto",
+        workers=None,
+        workers_help="the node's CPUs shared by its devices, minus one each, at most 8",
+    )
+    parser.add_argument(
+        "--full-decode",
+        action="store_true",
+        help="decode every JPEG at full size (default: at the smallest libjpeg scale still at least the network input "
+        "size: the same pixels up to resampling, fewer of them to decode on large photos)",
+    )
     parser.add_argument("--num-nodes", type=int, default=1, metavar="N", help="number of nodes (default: 1)")
     parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default: auto)")
     parser.add_argument(

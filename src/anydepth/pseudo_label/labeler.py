@@ -98,6 +98,7 @@ class PseudoLabelDataModule(pl.LightningDataModule):
             "input_size": input_size,
             "inputs": list(self.shards.urls),
             "input_samples": list(self.shards.counts),
+            "reduced_decode": reduced_decode,  # the labels of a resumed run come from the same decoded pixels
         }
         self.input_size, self.batch_size, self.num_workers, self.resume = input_size, batch_size, num_workers, resume
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory

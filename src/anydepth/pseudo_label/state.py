@@ -35,7 +35,7 @@ STATE_NAME = "pseudo.json"
 SOURCE = "pseudo-label"
 LABEL_KIND = "relative_disparity"
 LABEL_DTYPE = "float16"
-_IDENTITY = ("teacher_sha256", "flip_tta", "input_size", "inputs", "input_samples")
+_IDENTITY = ("teacher_sha256", "flip_tta", "input_size", "inputs", "input_samples", "reduced_decode")
 """The ``pseudo.json`` settings a resumed run must share (the teacher's path may change, its sha256 may not)."""
 
 
@@ -98,6 +98,7 @@ def check_output(out: Path, state: Mapping[str, Any], resume: bool) -> None:
     try:
         old = json.loads(state_path.read_text())
         old["inputs"] = [_shard_url(url) for url in old["inputs"]]  # older files hold paths as given
+        old.setdefault("reduced_decode", False)  # older files: every JPEG was decoded at full size
     except (OSError, ValueError, TypeError, KeyError) as err:
         raise PseudoLabelError(f"cannot resume {out}: unreadable {STATE_NAME} ({err}); delete {out} and rerun") from err
     changed = [_difference(k, old.get(k), state.get(k)) for k in _IDENTITY if old.get(k) != state.get(k)]
