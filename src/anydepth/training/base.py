@@ -287,11 +287,12 @@ ENCODER_FIELDS = ("embed_dim", "depth", "num_heads", "swiglu")
 """The :class:`~anydepth.models.DepthAnythingConfig` fields that fix the encoder's weights' shapes."""
 
 
-def load_trained_encoder(model: DepthAnything, path: str) -> None:
+def load_trained_encoder(model: DepthAnything, path: str, config: DepthAnythingConfig | None = None) -> None:
     """Load the encoder weights (``pretrained.*``) of the Depth Anything model at ``path`` (any checkpoint
     ``DepthAnything.from_checkpoint`` reads: official V1/V2 ``.pth``, transformers, anydepth; relative or metric)
-    into ``model``'s encoder, leaving its head as it is; ``CheckpointError`` naming both sizes when the encoders
-    differ. As the official V2 metric trainer's ``--pretrained-from``, which keeps the keys containing
+    into ``model.pretrained`` (a ``DepthAnything``, or any network with that encoder, e.g. a segmentation model, whose
+    encoder sizes ``config`` gives), leaving the rest as it is; ``CheckpointError`` naming both sizes when the
+    encoders differ. As the official V2 metric trainer's ``--pretrained-from``, which keeps the keys containing
     ``pretrained`` of a relative model."""
     source = DepthAnything.from_checkpoint(path)
     if not isinstance(source, DepthAnything):
@@ -299,7 +300,7 @@ def load_trained_encoder(model: DepthAnything, path: str) -> None:
             f"model.init_args.init_encoder_from {path} is a {type(source).__name__}, not a Depth Anything "
             "(DINOv2 + DPT) model: give a Depth Anything checkpoint"
         )
-    ours, theirs = model.config, source.config
+    ours, theirs = config or model.config, source.config
     if any(getattr(ours, k) != getattr(theirs, k) for k in ENCODER_FIELDS):
         raise CheckpointError(
             f"model.init_args.init_encoder_from {path} holds {describe_encoder(theirs)}, but the model has "

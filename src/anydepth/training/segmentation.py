@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
 
-from anydepth.checkpoints import CheckpointError, load_dinov2_encoder
+from anydepth.checkpoints import load_dinov2_encoder
 from anydepth.data.segmentation import AugmentationConfig, SegmentationAugmentation
 from anydepth.data.transforms import image_to_unit_range
 from anydepth.metrics import SegmentationMetrics, segmentation_values
@@ -33,6 +33,7 @@ from anydepth.models.depth_anything import DepthAnything
 from anydepth.models.preprocess import normalize
 from anydepth.models.segmentation import SEGMENTATION_KEY, InferenceSettings, SegmentationModel, segment
 from anydepth.sources.segmentation import CLASS_SETS
+from anydepth.training.base import load_trained_encoder
 from anydepth.training.schedules import PolyDecay
 
 __all__ = ["SegmentationModule", "WarmupPolyDecay"]
@@ -64,22 +65,6 @@ class WarmupPolyDecay(PolyDecay):
         if step < self.warmup_steps:
             return self.warmup_start_factor + (1 - self.warmup_start_factor) * step / self.warmup_steps
         return super().__call__(step - self.warmup_steps)
-
-
-def load_encoder_from(model: SegmentationModel, path: str) -> None:
-    """Copy the encoder of the model at ``path`` (any checkpoint ``DepthAnything.from_checkpoint`` reads) into
-    ``model``; ``CheckpointError`` naming the differing sizes when the encoders differ."""
-    source = DepthAnything.from_checkpoint(path)
-    theirs, ours = source.config.to_dict(), model.config.backbone.to_dict()
-    fields = ("embed_dim", "depth", "num_heads", "swiglu")
-    differing = [f"{k}: {theirs[k]} (checkpoint) vs {ours[k]} (model)" for k in fields if theirs[k] != ours[k]]
-    if differing:
-        raise CheckpointError(
-            f"model.init_args.init_encoder_from {path} holds another encoder than the model preset's ("
-            + "; ".join(differing)
-            + "): compose the preset of its size (configs/model/vit?.yaml)"
-        )
-    model.pretrained.load_state_dict(source.pretrained.state_dict())
 
 
 class SegmentationModule(pl.LightningModule):
@@ -147,7 +132,7 @@ class SegmentationModule(pl.LightningModule):
             ignore_index=ignore_index,
         )  # fmt: skip
         if init_encoder_from is not None:
-            load_encoder_from(self.model, init_encoder_from)
+            load_trained_encoder(self.model, init_encoder_from, self.model.config.backbone)
         elif pretrained is not None:
             load_dinov2_encoder(self.model.pretrained, pretrained)
         else:
