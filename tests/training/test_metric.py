@@ -9,30 +9,24 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import lightning.pytorch as pl
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
 
 from anydepth import DepthAnything
 from anydepth.checkpoints import CheckpointError
 from anydepth.cli.main import main
-from anydepth.data.metric import MetricDataModule
 from anydepth.losses import silog_loss
 from anydepth.metrics import depth_metrics
 from anydepth.models.preprocess import upsample_prediction
-from anydepth.sources.build import build_shards
 from anydepth.training import MetricDepthModule, TeacherModule
 from anydepth.training.base import visualization
 from anydepth.training.schedules import build_schedule
 
 from helpers import REPO_ROOT, TINY
 from helpers.lightning_modules import trainer
+from helpers.metric_training import MAX_DEPTH, Record, metric_data, metric_model, metric_shards, relative_checkpoint
 
-CROP = (28, 42)  # 2 x 3 patches of the 36 x 48 test scenes (scaled by 0.875, so the crop is the whole scene)
-MAX_DEPTH = 80.0
 NETWORK = "--model.init_args.model.init_args."
 TINY_NETWORK = [
     *(f"{NETWORK}encoder", "custom", f"{NETWORK}embed_dim", "32", f"{NETWORK}depth", "4"),
@@ -42,44 +36,7 @@ TINY_NETWORK = [
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Synthetic RGB-D scenes with exact z-depth in metres: 4 training scenes in 2 shards, 2 held-out scenes (one
-    shard per DDP rank)."""
-    tmp = tmp_path_factory.mktemp("metric")
-    scenes = dict(num_scenes=4, size=(36, 48))
-    build_shards("demo-train", tmp, tmp / "train", samples_per_shard=2, source_kwargs=scenes)
-    build_shards(
-        "demo-train", tmp, tmp / "val", split="val", samples_per_shard=1, source_kwargs=dict(scenes, num_scenes=2)
-    )
-    return {"train": tmp / "train", "val": tmp / "val"}
-
-
-def metric_model(seed: int = 0, max_depth: float = MAX_DEPTH, **sizes: Any) -> DepthAnything:
-    torch.manual_seed(seed)
-    return DepthAnything(**{**TINY, **sizes}, head="metric", max_depth=max_depth)
-
-
-def metric_data(shards: dict[str, Path], **kwargs: Any) -> MetricDataModule:
-    return MetricDataModule(
-        [str(shards["train"])], [str(shards["val"])], crop=CROP, batch_size=4, num_workers=0, shuffle_buffer=4, **kwargs
-    )
-
-
-class Record(Callback):
-    """Loss, learning rates and the largest predicted depth of every training step (the module's own forward on the
-    step's batch, after the step)."""
-
-    def __init__(self) -> None:
-        self.losses: list[float] = []
-        self.rates: list[list[float]] = []
-        self.deepest: list[float] = []
-
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        self.losses.append(float(outputs["loss"]))
-        self.rates.append([group["lr"] for group in trainer.optimizers[0].param_groups])
-        with torch.no_grad():
-            self.deepest.append(float(module(batch["image"]).max()))
+    return metric_shards(tmp_path_factory.mktemp("metric"))
 
 
 @pytest.fixture(scope="module")
@@ -152,14 +109,6 @@ def test_validation_panels_share_one_scale_in_metres() -> None:
     prediction, truth = panels[:, 2 + gap : 4 + gap], panels[:, 4 + 2 * gap :]
     assert (prediction == truth[0, 1]).all()  # 4 m everywhere is the colour of the 4 m ground-truth pixel
     assert (truth[1, 1] == 0).all()  # no ground truth: black
-
-
-def relative_checkpoint(path: Path, seed: int = 3, **sizes: Any) -> DepthAnything:
-    """A relative Depth Anything (as a teacher, a student or a release) saved as anydepth or transformers."""
-    torch.manual_seed(seed)
-    model = DepthAnything(**{**TINY, **sizes})
-    model.save_checkpoint(path, format="hf" if path.suffix == "" else "anydepth")
-    return model
 
 
 @pytest.mark.parametrize("name", ["relative.ckpt", "transformers"])

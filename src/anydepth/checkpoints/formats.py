@@ -31,6 +31,7 @@ FORMATS = ("official", "hf", "anydepth")
 ANYDEPTH_KEY = "anydepth"
 ANYDEPTH_FORMAT_VERSION = 1
 LIGHTNING_PREFIX = "model."
+ZOEDEPTH_KEY = "zoedepth"  # the anydepth entry's ZoeDepthMetric bins head settings, beside its core's "model"
 DINOV2_HEAD_WIDTH = 64  # DINOv2 attention head width; num_heads of a non-preset width defaults to width / 64
 
 

@@ -20,6 +20,7 @@ from anydepth.checkpoints.formats import (
     ANYDEPTH_KEY,
     DINOV2_HEAD_WIDTH,
     LIGHTNING_PREFIX,
+    ZOEDEPTH_KEY,
     CheckpointError,
     StateDict,
     load_strict,
@@ -30,7 +31,7 @@ from anydepth.checkpoints.zoedepth import is_zoedepth, load_zoedepth
 from anydepth.models.depth_anything import DepthAnything, DepthAnythingConfig, default_layer_indices
 from anydepth.models.dpt import HEAD_HIDDEN_CHANNELS
 from anydepth.models.encoder import ENCODERS
-from anydepth.models.zoedepth import ZoeDepthMetric
+from anydepth.models.zoedepth import ZoeDepthConfig, ZoeDepthMetric
 
 
 def _load_hf_weights(directory: Path) -> StateDict:
@@ -289,7 +290,9 @@ def _load_hf(directory: Path, encoder: str | None, version: str | None, kwargs: 
     return model
 
 
-def _load_anydepth(ckpt: dict, path: Path, encoder: str | None, version: str | None, kwargs: dict) -> DepthAnything:
+def _load_anydepth(
+    ckpt: dict, path: Path, encoder: str | None, version: str | None, kwargs: dict
+) -> DepthAnything | ZoeDepthMetric:
     meta = ckpt[ANYDEPTH_KEY]
     if not isinstance(meta, dict) or meta.get("format_version") != ANYDEPTH_FORMAT_VERSION or "model" not in meta:
         found = meta.get("format_version") if isinstance(meta, dict) else type(meta).__name__
@@ -312,9 +315,25 @@ def _load_anydepth(ckpt: dict, path: Path, encoder: str | None, version: str | N
     sd = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if isinstance(k, str) and k.startswith(prefix)}
     if not sd:
         raise CheckpointError(f"{path}: no weights under the prefix {prefix!r} in its state_dict")
-    model = _build(path, {**config.to_dict(), **kwargs})
+    if ZOEDEPTH_KEY in meta:  # a trained ZoeDepthMetric: its core's config is "model", its head's this entry
+        model = _zoedepth_from_metadata(meta[ZOEDEPTH_KEY], path, config, kwargs)
+    else:
+        model = _build(path, {**config.to_dict(), **kwargs})
     load_strict(model, sd, path)
     return model
+
+
+def _zoedepth_from_metadata(head: Any, path: Path, core: DepthAnythingConfig, kwargs: dict[str, Any]) -> ZoeDepthMetric:
+    """The untrained ``ZoeDepthMetric`` an anydepth checkpoint describes; ``kwargs`` of its head (``max_depth``, ...)
+    override the stored ones, the others go to the core."""
+    try:
+        settings = ZoeDepthConfig.from_dict(head).to_dict()
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: malformed {ZOEDEPTH_KEY} entry in its anydepth metadata ({err!r})") from err
+    overrides = {k: v for k, v in kwargs.items() if k in settings}
+    core_kwargs = {k: v for k, v in kwargs.items() if k not in settings and k != "head"}  # as load_zoedepth
+    relative = _build(path, {**core.to_dict(), **core_kwargs})
+    return ZoeDepthMetric(relative, **{**settings, **overrides})
 
 
 def load_checkpoint(

@@ -22,18 +22,26 @@ from anydepth.checkpoints.formats import (
     ANYDEPTH_KEY,
     FORMATS,
     LIGHTNING_PREFIX,
+    ZOEDEPTH_KEY,
     CheckpointError,
 )
 from anydepth.checkpoints.load import METRIC_MAX_DEPTHS, metric_head_from_name, version_from_name
 from anydepth.models.depth_anything import DepthAnything, DepthAnythingConfig
+from anydepth.models.zoedepth import ZoeDepthMetric
 
 
-def anydepth_metadata(model: DepthAnything, prefix: str = LIGHTNING_PREFIX) -> dict[str, Any]:
-    """The ``checkpoint["anydepth"]`` entry describing ``model`` stored under ``prefix``."""
+def anydepth_metadata(model: DepthAnything | ZoeDepthMetric, prefix: str = LIGHTNING_PREFIX) -> dict[str, Any]:
+    """The ``checkpoint["anydepth"]`` entry describing ``model`` stored under ``prefix``; a ``ZoeDepthMetric`` as its
+    relative core's ``model`` entry and its bins head's settings under ``zoedepth``."""
+    if isinstance(model, ZoeDepthMetric):
+        meta = anydepth_metadata(model.relative, prefix)
+        return {**meta, ZOEDEPTH_KEY: model.config.to_dict()}
     return {"format_version": ANYDEPTH_FORMAT_VERSION, "model": model.config.to_dict(), "prefix": prefix}
 
 
-def add_anydepth_metadata(checkpoint: dict[str, Any], model: DepthAnything, prefix: str = LIGHTNING_PREFIX) -> None:
+def add_anydepth_metadata(
+    checkpoint: dict[str, Any], model: DepthAnything | ZoeDepthMetric, prefix: str = LIGHTNING_PREFIX
+) -> None:
     """Call from ``LightningModule.on_save_checkpoint`` so ``load_checkpoint`` can read the file."""
     checkpoint[ANYDEPTH_KEY] = anydepth_metadata(model, prefix)
 

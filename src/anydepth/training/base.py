@@ -12,6 +12,11 @@ base rates to 0 over ``trainer.estimated_stepping_batches`` (every optimiser ste
 ``weight_decay=0.01`` and betas; the flip probability is 0.5. Other schedules (``schedule``): ``poly``, the official
 V2 ``metric_depth/train.py`` decay ``lr * (1 - step / total) ** 0.9``, and ``one_cycle``, torch's ``OneCycleLR`` as
 the ZoeDepth codebase (the paper's metric fine-tuning, supplementary Sec. 1) runs it.
+
+The network is a :class:`DepthAnything` or, for the paper's metric fine-tuning, a
+:class:`~anydepth.models.zoedepth.ZoeDepthMetric`, whose "encoder" is then its whole relative core (DINOv2 + DPT), as
+the official ZoeDepth ``DepthAnythingCore.build`` loads ``depth_anything_vitl14.pth`` into it and
+``ZoeDepth.get_lr_params`` trains it at ``lr / encoder_lr_factor`` (``midas_lr_factor``) beside the bins head at ``lr``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.strategies import FSDPStrategy
 from lightning.pytorch.utilities import rank_zero_warn
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim import AdamW
 
 from anydepth.augment import joint_hflip
@@ -33,11 +38,35 @@ from anydepth.data.transforms import image_to_unit_range
 from anydepth.losses import affine_invariant_loss, normalized_gradient_matching_loss
 from anydepth.metrics import RelativeDepthMetrics, depth_from_label
 from anydepth.models.depth_anything import DepthAnything, DepthAnythingConfig
+from anydepth.models.metric_bins import resize_like
 from anydepth.models.preprocess import normalize, upsample_prediction
+from anydepth.models.zoedepth import ZoeDepthMetric
 from anydepth.training.schedules import Schedule, build_schedule, schedule_settings
 from anydepth.visualize import colorize, side_by_side
 
-__all__ = ["DepthTrainingModule", "freeze_unused_parameters", "load_trained_encoder", "load_trained_model"]
+__all__ = [
+    "DepthNetwork",
+    "DepthTrainingModule",
+    "encoder_of",
+    "freeze_unused_parameters",
+    "load_trained_encoder",
+    "load_trained_model",
+    "relative_of",
+]
+
+DepthNetwork = DepthAnything | ZoeDepthMetric
+"""What the depth modules train: a Depth Anything, or the paper's ZoeDepth metric model around one."""
+
+
+def relative_of(model: DepthNetwork) -> DepthAnything:
+    """The DINOv2 + DPT network: ``model`` itself, or a ``ZoeDepthMetric``'s relative core (``core.core``)."""
+    return model.relative if isinstance(model, ZoeDepthMetric) else model
+
+
+def encoder_of(model: DepthNetwork) -> nn.Module:
+    """The part trained at the encoder rate: DINOv2 (``pretrained``), or a ``ZoeDepthMetric``'s whole core (official
+    ``get_lr_params``: encoder and ``core.core.depth_head`` at ``lr / 50``, the bins head at ``lr``)."""
+    return model.core if isinstance(model, ZoeDepthMetric) else model.pretrained
 
 
 def freeze_unused_parameters(model: DepthAnything) -> None:
@@ -45,19 +74,20 @@ def freeze_unused_parameters(model: DepthAnything) -> None:
     ``refinenet4.resConfUnit1`` (the coarsest fusion block has no coarser input to refine); they stay in the state
     dict (official checkpoints hold them). DDP then runs with ``find_unused_parameters=False``."""
     model.pretrained.mask_token.requires_grad_(False)
-    model.depth_head.scratch.refinenet4.resConfUnit1.requires_grad_(False)
+    model.depth_head.scratch.refinenet4.resConfUnit1.requires_grad_(False)  # also unused by ZoeDepth's core
 
 
 class DepthTrainingModule(pl.LightningModule):
     """Base of :class:`~anydepth.training.TeacherModule`, :class:`~anydepth.training.StudentModule` and
     :class:`~anydepth.training.MetricDepthModule`.
 
-    The network lives at ``self.model`` (a :class:`DepthAnything`), so every checkpoint this module writes carries
-    the ``checkpoint["anydepth"]`` entry and ``DepthAnything.from_checkpoint`` / ``anydepth infer`` / ``anydepth
-    eval`` / ``anydepth pseudo-label`` read it directly.
+    The network lives at ``self.model`` (a :class:`DepthAnything` or a ``ZoeDepthMetric``), so every checkpoint this
+    module writes carries the ``checkpoint["anydepth"]`` entry and ``DepthAnything.from_checkpoint`` / ``anydepth
+    infer`` / ``anydepth eval`` / ``anydepth pseudo-label`` read it directly.
 
     Args:
-        model: the network; its encoder is overwritten with ``pretrained`` when given.
+        model: the network; its encoder is overwritten with ``pretrained`` when given. A ``ZoeDepthMetric``'s
+            "encoder" (rate, ``init_encoder_from``, ``freeze_encoder``) is its relative core, DINOv2 + DPT.
         pretrained: local path of Meta's DINOv2 backbone weights (``dinov2_vits14_pretrain.pth``; nothing is
             downloaded). None trains from a random encoder, with a loud warning: only for smoke tests.
         encoder_lr: AdamW learning rate of the encoder (Sec. 4.1: 5e-6).
@@ -68,10 +98,10 @@ class DepthTrainingModule(pl.LightningModule):
             images to loggers that have ``log_image`` (wandb); 0 logs none.
         val_min_depth, val_max_depth: ground-truth depth range counted by the validation metrics
             (:class:`RelativeDepthMetrics`; disparity labels are scored as depth up to scale).
-        head_bias_init: initial bias of the DPT's last convolution (the paper is silent on initialisation). A fresh
-            head's output is nearly constant, about that bias, so with PyTorch's default (uniform around 0) the final
-            ReLU starts closed for about half the seeds: an all-zero map through which no gradient flows. A positive
-            value starts it open; None keeps PyTorch's initialisation.
+        head_bias_init: initial bias of the (relative) DPT's last convolution (the paper is silent on
+            initialisation). A fresh head's output is nearly constant, about that bias, so with PyTorch's default
+            (uniform around 0) the final ReLU starts closed for about half the seeds: an all-zero map through which
+            no gradient flows. A positive value starts it open; None keeps PyTorch's initialisation.
         gradient_weight: weight of the gradient matching loss L_gm (on the normalised maps) beside the
             affine-invariant loss on labeled images: 0 in Depth Anything (V1), 2 in V2 ("L_ssi : L_gm = 1 : 2").
         init_checkpoint: a trained model whose encoder *and* head start this run (fine-tuning a released model):
@@ -81,7 +111,8 @@ class DepthTrainingModule(pl.LightningModule):
             "We initialize the encoder of downstream MDE models with our pre-trained encoder parameters and leave
             the decoder randomly initialized"): any checkpoint ``DepthAnything.from_checkpoint`` reads, relative or
             metric, with ``model``'s encoder size; ``pretrained`` is then not read. Not together with
-            ``init_checkpoint``.
+            ``init_checkpoint``. A ``ZoeDepthMetric`` takes the whole relative model (DINOv2 + DPT) of a relative
+            checkpoint of its core's architecture (official ``DepthAnythingCore.build``).
         freeze_encoder: train the head only (the encoder never enters the optimiser).
         schedule, schedule_options: the per-step learning-rate schedule, ``linear`` (Sec. 4.1), ``poly`` or
             ``one_cycle``, and options overriding its defaults (:mod:`anydepth.training.schedules`).
@@ -91,7 +122,7 @@ class DepthTrainingModule(pl.LightningModule):
 
     def __init__(
         self,
-        model: DepthAnything,
+        model: DepthNetwork,
         pretrained: str | None = None,
         encoder_lr: float = 5e-6,
         decoder_lr_multiplier: float = 10.0,
@@ -111,17 +142,18 @@ class DepthTrainingModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
-        if not isinstance(model, DepthAnything):
-            raise TypeError(f"model must be an anydepth.DepthAnything, got {type(model).__name__}")
+        if not isinstance(model, DepthAnything | ZoeDepthMetric):
+            raise TypeError(f"model must be an anydepth DepthAnything or ZoeDepthMetric, got {type(model).__name__}")
         if encoder_lr <= 0 or decoder_lr_multiplier <= 0:
             raise ValueError(
                 "model.init_args.encoder_lr and decoder_lr_multiplier must be > 0, "
                 f"got {encoder_lr}, {decoder_lr_multiplier}"
             )
         self.model = model
-        freeze_unused_parameters(model)
+        relative = relative_of(model)
+        freeze_unused_parameters(relative)
         if head_bias_init is not None:
-            torch.nn.init.constant_(model.depth_head.scratch.output_conv2[2].bias, head_bias_init)
+            torch.nn.init.constant_(relative.depth_head.scratch.output_conv2[2].bias, head_bias_init)
         self.pretrained = pretrained
         if gradient_weight < 0:
             raise ValueError(f"model.init_args.gradient_weight must be >= 0, got {gradient_weight}")
@@ -135,7 +167,10 @@ class DepthTrainingModule(pl.LightningModule):
             load_trained_model(self.model, init_checkpoint)
         elif init_encoder_from is not None:  # the encoder comes from it: neither is the DINOv2 file read
             self.pretrained = None
-            load_trained_encoder(self.model, init_encoder_from)
+            if isinstance(model, ZoeDepthMetric):
+                load_trained_core(model, init_encoder_from)
+            else:
+                load_trained_encoder(model, init_encoder_from)
         elif pretrained is None:
             rank_zero_warn(
                 "\n" + "!" * 100 + f"\n{type(self).__name__}: no `pretrained` DINOv2 weights given: the encoder "
@@ -143,9 +178,9 @@ class DepthTrainingModule(pl.LightningModule):
                 "local dinov2_vit?14_pretrain.pth for real training.\n" + "!" * 100
             )
         else:
-            load_dinov2_encoder(self.model.pretrained, pretrained)
+            load_dinov2_encoder(relative.pretrained, pretrained)
         if freeze_encoder:
-            self.model.pretrained.requires_grad_(False)
+            encoder_of(model).requires_grad_(False)
         self.encoder_lr, self.decoder_lr_multiplier = encoder_lr, decoder_lr_multiplier
         self.weight_decay, self.betas, self.flip_p = weight_decay, tuple(betas), flip_p
         self.num_visualizations = num_visualizations
@@ -195,8 +230,11 @@ class DepthTrainingModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         """Log the network's architecture (:class:`~anydepth.models.DepthAnythingConfig`: encoder, version, block
         indices, head sizes) as the ``architecture`` hyperparameters, so logged runs can be filtered by encoder."""
+        params = {"architecture": relative_of(self.model).config.to_dict()}
+        if isinstance(self.model, ZoeDepthMetric):
+            params["metric_bins"] = self.model.config.to_dict()
         for logger in self.loggers:
-            logger.log_hyperparams({"architecture": self.model.config.to_dict()})
+            logger.log_hyperparams(params)
 
     # ---------------------------------------------------------------- optimisation
 
@@ -204,15 +242,13 @@ class DepthTrainingModule(pl.LightningModule):
         """AdamW with the encoder at ``encoder_lr`` and the decoder at ``decoder_lr_multiplier`` times that, decayed
         by ``schedule`` (Sec. 4.1: linearly to 0) over the run's optimiser steps. Frozen parameters never enter the
         optimiser."""
+        encoder = {id(p) for p in encoder_of(self.model).parameters()}
+        trained = [p for p in self.model.parameters() if p.requires_grad]
         groups = [
-            {
-                "name": "encoder",
-                "params": [p for p in self.model.pretrained.parameters() if p.requires_grad],
-                "lr": self.encoder_lr,
-            },
+            {"name": "encoder", "params": [p for p in trained if id(p) in encoder], "lr": self.encoder_lr},
             {
                 "name": "decoder",
-                "params": [p for p in self.model.depth_head.parameters() if p.requires_grad],
+                "params": [p for p in trained if id(p) not in encoder],
                 "lr": self.encoder_lr * self.decoder_lr_multiplier,
             },
         ]
@@ -244,7 +280,11 @@ class DepthTrainingModule(pl.LightningModule):
         upsample to the ground truth's, align scale and shift in disparity space and accumulate the metrics."""
         require_labels(batch, "validation")
         size = tuple(int(s) for s in batch["original_size"][0])
-        pred = upsample_prediction(self(batch["image"]), size, self.model.config.version)
+        pred = self(batch["image"])
+        if isinstance(self.model, ZoeDepthMetric):  # official ZoeDepth evaluate.py: bilinear, align_corners=True
+            pred = resize_like(pred[:, None].float(), size)[:, 0]
+        else:
+            pred = upsample_prediction(pred, size, self.model.config.version)
         depth = depth_from_label(batch["label"], batch["mask"], batch["label_kind"])
         self.val_metrics.update(pred, depth, batch["mask"])
         if self.trainer.is_global_zero and len(self._visualizations) < self.num_visualizations:
@@ -267,13 +307,29 @@ class DepthTrainingModule(pl.LightningModule):
         add_anydepth_metadata(checkpoint, self.model)
 
 
-def load_trained_model(model: DepthAnything, path: str) -> None:
+def architecture(model: DepthNetwork) -> dict[str, Any]:
+    """The settings that fix ``model``'s weights (``pos_embed_interpolation`` is inference-time resampling); a
+    ``ZoeDepthMetric``'s core's, and its bins head's under ``metric_bins.``."""
+    arch = {k: v for k, v in relative_of(model).config.to_dict().items() if k != "pos_embed_interpolation"}
+    if isinstance(model, ZoeDepthMetric):
+        arch.update({f"metric_bins.{k}": v for k, v in model.config.to_dict().items()})
+    return arch
+
+
+def _differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    return [f"{k}: {theirs.get(k)} (checkpoint) vs {v} (model)" for k, v in ours.items() if theirs.get(k) != v]
+
+
+def load_trained_model(model: DepthNetwork, path: str) -> None:
     """Load every weight of the model at ``path`` (any checkpoint ``DepthAnything.from_checkpoint`` reads) into
     ``model``; ``CheckpointError`` naming the differing settings when its architecture is not ``model``'s."""
     source = DepthAnything.from_checkpoint(path)
-    ours, theirs = model.config.to_dict(), source.config.to_dict()
-    compared = [k for k in ours if k != "pos_embed_interpolation"]  # inference-time resampling, not weights
-    differing = [f"{k}: {theirs[k]} (checkpoint) vs {ours[k]} (model)" for k in compared if ours[k] != theirs[k]]
+    if type(source) is not type(model):
+        raise CheckpointError(
+            f"model.init_args.init_checkpoint {path} holds a {type(source).__name__}, but model.init_args.model is a "
+            f"{type(model).__name__}: give a checkpoint of the model's class"
+        )
+    differing = _differences(architecture(model), architecture(source))
     if differing:
         raise CheckpointError(
             f"model.init_args.init_checkpoint {path} is another architecture than model.init_args.model ("
@@ -281,6 +337,27 @@ def load_trained_model(model: DepthAnything, path: str) -> None:
             + "): set the model's encoder/version/sizes to the checkpoint's"
         )
     model.load_state_dict(source.state_dict())
+
+
+def load_trained_core(model: ZoeDepthMetric, path: str) -> None:
+    """Load the relative Depth Anything model at ``path`` (encoder *and* DPT) into ``model``'s core, the bins head
+    staying fresh, as the official ZoeDepth ``DepthAnythingCore.build`` loads ``depth_anything_vitl14.pth``;
+    ``CheckpointError`` when it is no relative model of the core's architecture."""
+    source = DepthAnything.from_checkpoint(path)
+    if not isinstance(source, DepthAnything) or source.config.head != "relative":
+        found = source.config.head if isinstance(source, DepthAnything) else type(source).__name__
+        raise CheckpointError(
+            f"model.init_args.init_encoder_from {path} is a {found!r} model: a ZoeDepthMetric's core starts from a "
+            "relative Depth Anything checkpoint (official: depth_anything_vitl14.pth)"
+        )
+    differing = _differences(architecture(model.relative), architecture(source))
+    if differing:
+        raise CheckpointError(
+            f"model.init_args.init_encoder_from {path} is another architecture than the ZoeDepthMetric's core ("
+            + "; ".join(differing)
+            + "): set model.init_args.model.init_args.relative to the checkpoint's"
+        )
+    model.relative.load_state_dict(source.state_dict())
 
 
 ENCODER_FIELDS = ("embed_dim", "depth", "num_heads", "swiglu")
