@@ -74,7 +74,8 @@ class MetricDepthModule(DepthTrainingModule):
         if isinstance(model, DepthAnything) and model.config.head != "metric":
             raise ValueError(
                 f"MetricDepthModule trains a metric head: set model.init_args.model.init_args.head: metric and its "
-                f"max_depth (metres; official V2: 20 indoor, 80 outdoor), got {model.config.head!r}"
+                f"max_depth (metres; official V2: 20 indoor, 80 outdoor), got {model.config.head!r} (with "
+                "configs/recipes/metric/zoedepth/*.yaml: no model preset may follow it, a preset replaces its model)"
             )
         max_depth = float(model.config.max_depth)
         if not 0 < min_depth < max_depth:
