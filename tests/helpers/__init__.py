@@ -5,6 +5,9 @@ Fabricators of datasets, images and tiny checkpoints live in :mod:`helpers.fabri
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -40,3 +43,22 @@ def max_rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     scale = a.abs().max().item()
     assert scale > 0 and a.std() > 1e-2 * scale, "reference output is constant; the comparison would be vacuous"
     return (a - b).abs().max().item() / scale
+
+
+def ddp_fit(command: list[str], cwd: Path, max_steps: int, timeout: int = 300, **env: str) -> str:
+    """Run ``anydepth <command>`` (a fit on ``--trainer.devices 2`` CPU processes) in a fresh interpreter in ``cwd``,
+    assert it started 2 processes and stopped at ``max_steps``, and return its stderr. ``env`` adds variables."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "WANDB_MODE": "offline", **env}
+    environment.pop("MASTER_PORT", None)  # Lightning picks a free port
+    proc = subprocess.run(
+        [sys.executable, "-m", "anydepth.cli", *command],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    reached = f"`max_steps={max_steps}` reached"
+    assert "Starting with 2 processes" in proc.stderr and reached in proc.stderr, proc.stderr[-4000:]
+    return proc.stderr

@@ -13,7 +13,6 @@ import re
 import signal
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +37,7 @@ from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 from anydepth import DepthAnything
 from anydepth.training.loggers import MAX_RUN_ID_LENGTH, RunLogger, has_wandb_credentials, run_id
 
-from helpers import REPO_ROOT, TINY
+from helpers import REPO_ROOT, TINY, ddp_fit
 from helpers.lightning_modules import RandomImages, TinyDepthModule
 
 ROOT = REPO_ROOT
@@ -234,18 +233,7 @@ def test_ddp_config_trains_depth_anything_on_two_processes(tmp_path: Path) -> No
         "--trainer.default_root_dir",
         str(tmp_path),
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT / "tests")}
-    env.pop("MASTER_PORT", None)  # Lightning picks a free port
-    proc = subprocess.run(
-        [sys.executable, "-m", "anydepth.cli", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "Starting with 2 processes" in proc.stderr and "`max_steps=3` reached" in proc.stderr, proc.stderr[-4000:]
+    ddp_fit(args, tmp_path, max_steps=3, timeout=120, PYTHONPATH=str(ROOT / "tests"))
 
 
 @pytest.fixture

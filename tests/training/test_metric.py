@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from anydepth.training import MetricDepthModule, TeacherModule
 from anydepth.training.base import visualization
 from anydepth.training.schedules import build_schedule
 
-from helpers import REPO_ROOT, TINY
+from helpers import REPO_ROOT, TINY, ddp_fit
 from helpers.lightning_modules import trainer
 from helpers.metric_training import MAX_DEPTH, Record, metric_data, metric_model, metric_shards, relative_checkpoint
 
@@ -184,8 +183,6 @@ def test_the_nyu_recipe_trains_two_steps(shards: dict[str, Path], tmp_path: Path
 
 def test_two_process_ddp_metric_fit_through_the_cli(shards: dict[str, Path], tmp_path: Path) -> None:
     """configs/trainer/ddp.yaml (2 CPU processes, fp32) + configs/demo/metric.yaml on the test scenes."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "WANDB_MODE": "offline"}
-    env.pop("MASTER_PORT", None)
     data = "--data.init_args."
     command = [
         *("fit", "--config", str(REPO_ROOT / "configs/trainer/ddp.yaml")),
@@ -196,16 +193,7 @@ def test_two_process_ddp_metric_fit_through_the_cli(shards: dict[str, Path], tmp
         *("--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu", "--trainer.devices", "2"),
         *("--trainer.precision", "32-true"),
     ]
-    proc = subprocess.run(
-        [sys.executable, "-m", "anydepth.cli", *command],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "Starting with 2 processes" in proc.stderr and "`max_steps=2` reached" in proc.stderr, proc.stderr[-4000:]
+    ddp_fit(command, tmp_path, max_steps=2)
     path = tmp_path / "outputs" / "demo" / "metric" / "checkpoints" / "last.ckpt"
     assert torch.load(path, weights_only=False)["global_step"] == 2
     assert DepthAnything.from_checkpoint(path).config.head == "metric"

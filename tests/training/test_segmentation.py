@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from anydepth.models.segmentation import SEGMENTATION_KEY, SegmentationModel
 from anydepth.sources.build import build_shards
 from anydepth.training.segmentation import SegmentationModule, WarmupPolyDecay
 
-from helpers import REPO_ROOT, TINY
+from helpers import REPO_ROOT, TINY, ddp_fit
 from helpers.lightning_modules import trainer
 
 SIZE = 28
@@ -152,18 +151,7 @@ def test_two_process_ddp_fit_through_the_cli(shards: dict[str, Path], tmp_path: 
         *("--trainer.max_steps", "2", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"),
         *("--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.precision", "32-true"),
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "WANDB_MODE": "offline"}
-    env.pop("MASTER_PORT", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "anydepth.cli", *command],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "Starting with 2 processes" in proc.stderr and "`max_steps=2` reached" in proc.stderr, proc.stderr[-4000:]
+    ddp_fit(command, tmp_path, max_steps=2)
     path = tmp_path / "outputs" / "demo" / "seg" / "checkpoints" / "last.ckpt"  # saved after the validation
     state = torch.load(path, weights_only=True)
     (logged,) = [s["current_score"] for k, s in state["callbacks"].items() if k.startswith("ModelCheckpoint")]

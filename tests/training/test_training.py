@@ -4,9 +4,6 @@ DDP fits through ``anydepth fit`` with the shipped demo configs."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,7 @@ from anydepth.training import StudentModule, TeacherModule
 from anydepth.training.loggers import RunLogger
 from anydepth.training.student import FROZEN_ENCODER_KEY
 
-from helpers import REPO_ROOT, TINY
+from helpers import REPO_ROOT, TINY, ddp_fit
 from helpers.lightning_modules import trainer
 
 ROOT = REPO_ROOT
@@ -371,18 +368,7 @@ def fit_command(stage: str, shards: dict) -> list[str]:
 
 @pytest.mark.parametrize("stage", ["teacher", "student"])
 def test_two_process_ddp_fit_through_the_cli(stage: str, shards: dict, tmp_path: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "WANDB_MODE": "offline"}
-    env.pop("MASTER_PORT", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "anydepth.cli", *fit_command(stage, shards)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "Starting with 2 processes" in proc.stderr and "`max_steps=2` reached" in proc.stderr, proc.stderr[-4000:]
+    ddp_fit(fit_command(stage, shards), tmp_path, max_steps=2)
     path = tmp_path / "outputs" / "demo" / stage / "checkpoints" / "last.ckpt"  # saved after a validation
     assert torch.load(path, weights_only=False)["global_step"] >= 1
     DepthAnything.from_checkpoint(path)
