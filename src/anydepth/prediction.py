@@ -42,9 +42,12 @@ def check_prediction_settings(
 
 
 def offline_trainer(callbacks: Sequence[Callback] = (), **settings: Any) -> pl.Trainer:
-    """``lightning.Trainer`` for one offline pass: :data:`OFFLINE_SETTINGS` overridden by ``settings``; the tool's
-    own ``callbacks`` first, then the caller's ``settings["callbacks"]``."""
+    """``lightning.Trainer`` for one offline pass: :data:`OFFLINE_SETTINGS` overridden by ``settings`` (a
+    ``precision`` of None is Lightning's default); the tool's own ``callbacks`` first, then the caller's
+    ``settings["callbacks"]``."""
     own = [*callbacks, *(settings.pop("callbacks", None) or [])]
+    if settings.get("precision", 0) is None:
+        del settings["precision"]
     return pl.Trainer(**{**OFFLINE_SETTINGS, **settings}, callbacks=own)
 
 

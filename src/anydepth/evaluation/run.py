@@ -66,11 +66,9 @@ def evaluate(
         model = DepthAnything.from_checkpoint(checkpoint_or_model, encoder=encoder, version=version)
     evaluator = DepthEvaluator.from_model(model, protocols, benchmarks)
     data = BenchmarkDataModule(shards, batch_size=batch_size, num_workers=num_workers, input_size=input_size)
-    settings: dict[str, Any] = dict(
-        accelerator=accelerator, devices=devices, strategy=strategy, enable_progress_bar=progress
+    settings = dict(
+        accelerator=accelerator, devices=devices, strategy=strategy, precision=precision, enable_progress_bar=progress
     )
-    if precision is not None:
-        settings["precision"] = precision
     trainer = offline_trainer([EvalProgressBar()] if progress else [], **{**settings, **trainer_kwargs})
     data.check_world_size(trainer.world_size)  # fail early (before any DDP launch) with too few shards
     with expected_warnings_ignored(*EVALUATION_WARNINGS):

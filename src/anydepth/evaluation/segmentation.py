@@ -95,9 +95,7 @@ def evaluate_segmentation(
         val_shards=list(shards), val_batch_size=batch_size, num_workers=num_workers, size=size,
         max_long_ratio=max_long_ratio,
     )  # fmt: skip
-    options: dict[str, Any] = dict(accelerator=accelerator, devices=devices, strategy=strategy)
-    if precision is not None:
-        options["precision"] = precision
+    options = dict(accelerator=accelerator, devices=devices, strategy=strategy, precision=precision)
     trainer = offline_trainer(enable_progress_bar=progress, **{**options, **trainer_kwargs})
     with expected_warnings_ignored():
         trainer.test(evaluator, datamodule=data, verbose=False)
