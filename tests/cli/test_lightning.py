@@ -5,9 +5,6 @@ CPU (gloo), on fabricated benchmark shards with a tiny checkpoint (offline)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from anydepth.cli.lightning import LIGHTNING_SUBCOMMANDS
 from anydepth.evaluation import IMAGES, evaluate, format_markdown_table
 from anydepth.metrics import METRIC_NAMES
 
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, ddp_run
 from helpers.fabricate import fabricate_benchmark, tiny_checkpoint
 
 CONFIG = REPO_ROOT / "configs" / "eval" / "test.yaml"
@@ -169,20 +166,9 @@ def test_ddp_two_processes_match_single_process(setup: tuple[Path, Path, dict], 
         "--trainer.enable_progress_bar",
         "false",
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    env.pop("MASTER_PORT", None)  # Lightning picks a free port
     start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "anydepth.cli", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = ddp_run(list(args), tmp_path, timeout=120)
     elapsed = time.perf_counter() - start
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "Starting with 2 processes" in proc.stderr, proc.stderr[-4000:]
     assert markdown_tables(proc.stdout) == [format_markdown_table(reference).splitlines()]  # rank 0 only
     report = json.loads((tmp_path / "metrics.json").read_text())
     assert_same_metrics(report["metrics"], reference, rel=1e-5)  # same up to the float summation order

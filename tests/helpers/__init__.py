@@ -45,9 +45,11 @@ def max_rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a - b).abs().max().item() / scale
 
 
-def ddp_fit(command: list[str], cwd: Path, max_steps: int, timeout: int = 300, **env: str) -> str:
-    """Run ``anydepth <command>`` (a fit on ``--trainer.devices 2`` CPU processes) in a fresh interpreter in ``cwd``,
-    assert it started 2 processes and stopped at ``max_steps``, and return its stderr. ``env`` adds variables."""
+def ddp_run(
+    command: list[str], cwd: Path, max_steps: int | None = None, timeout: int = 300, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``anydepth <command>`` (on ``--trainer.devices 2`` CPU processes) in a fresh interpreter in ``cwd``, assert
+    it succeeded with 2 processes (and, for a fit, stopped at ``max_steps``), and return it. ``env`` adds variables."""
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "WANDB_MODE": "offline", **env}
     environment.pop("MASTER_PORT", None)  # Lightning picks a free port
     proc = subprocess.run(
@@ -59,6 +61,6 @@ def ddp_fit(command: list[str], cwd: Path, max_steps: int, timeout: int = 300, *
         timeout=timeout,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    reached = f"`max_steps={max_steps}` reached"
-    assert "Starting with 2 processes" in proc.stderr and reached in proc.stderr, proc.stderr[-4000:]
-    return proc.stderr
+    assert "Starting with 2 processes" in proc.stderr, proc.stderr[-4000:]
+    assert max_steps is None or f"`max_steps={max_steps}` reached" in proc.stderr, proc.stderr[-4000:]
+    return proc

@@ -37,7 +37,7 @@ from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 from anydepth import DepthAnything
 from anydepth.training.loggers import MAX_RUN_ID_LENGTH, RunLogger, has_wandb_credentials, run_id
 
-from helpers import REPO_ROOT, TINY, ddp_fit
+from helpers import REPO_ROOT, TINY, ddp_run
 from helpers.lightning_modules import RandomImages, TinyDepthModule
 
 ROOT = REPO_ROOT
@@ -233,7 +233,7 @@ def test_ddp_config_trains_depth_anything_on_two_processes(tmp_path: Path) -> No
         "--trainer.default_root_dir",
         str(tmp_path),
     ]
-    ddp_fit(args, tmp_path, max_steps=3, timeout=120, PYTHONPATH=str(ROOT / "tests"))
+    ddp_run(args, tmp_path, max_steps=3, timeout=120, PYTHONPATH=str(ROOT / "tests"))
 
 
 @pytest.fixture

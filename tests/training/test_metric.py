@@ -22,7 +22,7 @@ from anydepth.training import MetricDepthModule, TeacherModule
 from anydepth.training.base import visualization
 from anydepth.training.schedules import build_schedule
 
-from helpers import REPO_ROOT, TINY, ddp_fit
+from helpers import REPO_ROOT, TINY, ddp_run
 from helpers.lightning_modules import trainer
 from helpers.metric_training import MAX_DEPTH, Record, metric_data, metric_model, metric_shards, relative_checkpoint
 
@@ -193,7 +193,7 @@ def test_two_process_ddp_metric_fit_through_the_cli(shards: dict[str, Path], tmp
         *("--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu", "--trainer.devices", "2"),
         *("--trainer.precision", "32-true"),
     ]
-    ddp_fit(command, tmp_path, max_steps=2)
+    ddp_run(command, tmp_path, max_steps=2)
     path = tmp_path / "outputs" / "demo" / "metric" / "checkpoints" / "last.ckpt"
     assert torch.load(path, weights_only=False)["global_step"] == 2
     assert DepthAnything.from_checkpoint(path).config.head == "metric"

@@ -25,7 +25,7 @@ from anydepth.models.segmentation import SEGMENTATION_KEY, SegmentationModel
 from anydepth.sources.build import build_shards
 from anydepth.training.segmentation import SegmentationModule, WarmupPolyDecay
 
-from helpers import REPO_ROOT, TINY, ddp_fit
+from helpers import REPO_ROOT, TINY, ddp_run
 from helpers.lightning_modules import trainer
 
 SIZE = 28
@@ -137,7 +137,7 @@ def test_mask2former_module_trains(shards: dict[str, Path], tmp_path: Path) -> N
     assert torch.isfinite(metrics["train/loss"]) and 0 <= metrics["val/mIoU"] <= 1
 
 
-def test_two_process_ddp_fit_through_the_cli(shards: dict[str, Path], tmp_path: Path) -> None:
+def test_two_process_ddp_run_through_the_cli(shards: dict[str, Path], tmp_path: Path) -> None:
     """configs/trainer/ddp.yaml + configs/demo/seg.yaml on 2 CPU processes: the validation mIoU (each rank scoring
     its own shard, the confusion matrices summed) equals one process scoring both images with the checkpoint."""
     model = "--model.init_args.model.init_args."
@@ -151,7 +151,7 @@ def test_two_process_ddp_fit_through_the_cli(shards: dict[str, Path], tmp_path: 
         *("--trainer.max_steps", "2", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"),
         *("--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.precision", "32-true"),
     ]
-    ddp_fit(command, tmp_path, max_steps=2)
+    ddp_run(command, tmp_path, max_steps=2)
     path = tmp_path / "outputs" / "demo" / "seg" / "checkpoints" / "last.ckpt"  # saved after the validation
     state = torch.load(path, weights_only=True)
     (logged,) = [s["current_score"] for k, s in state["callbacks"].items() if k.startswith("ModelCheckpoint")]

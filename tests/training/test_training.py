@@ -26,7 +26,7 @@ from anydepth.training import StudentModule, TeacherModule
 from anydepth.training.loggers import RunLogger
 from anydepth.training.student import FROZEN_ENCODER_KEY
 
-from helpers import REPO_ROOT, TINY, ddp_fit
+from helpers import REPO_ROOT, TINY, ddp_run
 from helpers.lightning_modules import trainer
 
 ROOT = REPO_ROOT
@@ -367,8 +367,8 @@ def fit_command(stage: str, shards: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("stage", ["teacher", "student"])
-def test_two_process_ddp_fit_through_the_cli(stage: str, shards: dict, tmp_path: Path) -> None:
-    ddp_fit(fit_command(stage, shards), tmp_path, max_steps=2)
+def test_two_process_ddp_run_through_the_cli(stage: str, shards: dict, tmp_path: Path) -> None:
+    ddp_run(fit_command(stage, shards), tmp_path, max_steps=2)
     path = tmp_path / "outputs" / "demo" / stage / "checkpoints" / "last.ckpt"  # saved after a validation
     assert torch.load(path, weights_only=False)["global_step"] >= 1
     DepthAnything.from_checkpoint(path)
