@@ -2,13 +2,16 @@
 
 Both read the same synthetic photos (``--images`` JPEGs of each ``--image-size`` H W, repeatable; default one run at
 the SA-1B-like 1500 x 2250; quality 95, the shard schema's) written to a temporary directory, once as files and once
-as shards, and do the same work per sample: JPEG decode, shorter side to 518 (PIL bicubic), random 518 x 518 crop
-(``UnlabeledTransform``), collate into batches of 8. The folder side is the obvious torch ``Dataset`` (one
-``PIL.Image.open`` per file). The two alternate over ``--repeats`` runs of ``--epochs`` passes each; prints JSON per
-image size with the median samples/s per worker (total rate / max(1, num_workers)) and the ratio shards / folder.
-Shards pay for tar parsing and sample grouping; files pay one open() per sample.
-The shard pipeline decodes JPEGs at a reduced libjpeg scale where the 518 crop allows (``TrainTransform.decode_size``);
-the plain folder Dataset decodes at full size.
+as shards, and do the same work per sample: JPEG decode, shorter side to 518 (antialiased bicubic), random 518 x 518
+crop (``UnlabeledTransform``), collate into batches of 8. The folder side is the obvious torch ``Dataset`` (one
+``PIL.Image.open`` per file, full decode). The two alternate over ``--repeats`` runs of ``--epochs`` passes each;
+prints JSON per image size with the median samples/s per worker (total rate / max(1, num_workers)) and the ratio
+shards / folder. The shard pipeline decodes JPEGs at a reduced libjpeg scale where the 518 crop allows
+(``TrainTransform.decode_size``, :func:`anydepth.images.open_rgb`).
+
+``jpeg_floor_samples_per_s`` bounds what any JPEG reader can reach on this machine: the rate of decoding the same
+files at libjpeg's smallest scale (1/8, DC coefficients only), which still entropy-decodes every coefficient of the
+file: that Huffman pass, not the pixels written, is the floor of JPEG decoding.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import simplejpeg
 import webdataset as wds
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
@@ -96,9 +100,20 @@ def measure(args: argparse.Namespace, height: int, width: int) -> dict[str, floa
         for _ in range(args.repeats):
             for name, loader in loaders.items():
                 rates[name].append(rate(loader, args.epochs) / max(1, args.workers))
+        floor = statistics.median(jpeg_floor(sorted((root / "files").glob("*.jpg"))) for _ in range(args.repeats))
     median = {name: statistics.median(r) for name, r in rates.items()}
     result = {f"{name}_samples_per_s_per_worker": round(r, 1) for name, r in median.items()}
-    return {**result, "ratio_shards_over_folder": round(median["shards"] / median["folder"], 3)}
+    ratio = round(median["shards"] / median["folder"], 3)
+    return {**result, "ratio_shards_over_folder": ratio, "jpeg_floor_samples_per_s": round(floor, 1)}
+
+
+def jpeg_floor(files: list[Path]) -> float:
+    """Files per second decoded at libjpeg's 1/8 scale: the entropy-decoding bound of any JPEG reader here."""
+    data = [file.read_bytes() for file in files]
+    start = time.perf_counter()
+    for jpeg in data:
+        simplejpeg.decode_jpeg(jpeg, min_height=1, min_width=1)
+    return len(data) / (time.perf_counter() - start)
 
 
 def main() -> None:

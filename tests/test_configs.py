@@ -328,6 +328,41 @@ def test_metric_recipe_head_and_max_depth_reach_the_model(path: Path, metric_sha
     assert cli.model.max_depth == config.max_depth and cli.model.min_depth == 1e-3
 
 
+@pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
+@pytest.mark.parametrize("overlay", sorted((ROOT / "recipes" / "metric" / "zoedepth").glob("*.yaml")), ids=recipe_id)
+def test_zoedepth_overlay_composes_with_its_dataset_recipe(overlay: Path, metric_shards: Path, tmp_path: Path) -> None:
+    """metric/<dataset>.yaml + metric/zoedepth/<dataset>.yaml (a tiny core in place of ViT-L): the module trains a
+    ZoeDepthMetric over the dataset's depth range with ZoeDepth's SILog, the recipe's data and rates kept."""
+    from lightning import LightningDataModule, LightningModule
+    from lightning.pytorch.cli import LightningCLI
+
+    from anydepth.models.zoedepth import ZoeDepthMetric
+
+    core, data = "--model.init_args.model.init_args.relative.init_args.", "--data.init_args."
+    tiny = ("encoder", "custom", "embed_dim", "32", "depth", "4", "num_heads", "2", "features", "16")
+    recipe = ROOT / "recipes" / "metric" / overlay.name
+    cli = LightningCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        run=False,
+        args=[
+            *("--config", str(ROOT / "trainer" / "cpu.yaml"), "--config", str(recipe), "--config", str(overlay)),
+            *[f"{core}{a}" if i % 2 == 0 else a for i, a in enumerate(tiny)],
+            *(f"{core}out_channels", "[8,16,32,32]", "--trainer.logger", "false"),
+            *(f"{data}train_shards", f"[{metric_shards}]", f"{data}val_shards", f"[{metric_shards}]"),
+            *("--trainer.default_root_dir", str(tmp_path), "--trainer.callbacks.init_args.dirpath", str(tmp_path)),
+        ],
+    )
+    network = cli.model.model
+    assert isinstance(network, ZoeDepthMetric) and network.relative.config.version == "v1"
+    assert (network.config.min_depth, network.config.max_depth) == (1e-3, METRIC_MAX_DEPTH[overlay.stem])
+    assert cli.model.max_depth == network.config.max_depth
+    assert (cli.model.hparams.silog_lambda, cli.model.hparams.silog_scale) == (0.85, 10.0)
+    assert cli.trainer.gradient_clip_val == 0.1  # the dataset recipe's (ZoeDepth: clip_grad 0.1)
+
+
 def shard_build_outputs() -> set[str]:
     """Every shard directory the README's build commands write: ``make shards-* ...`` lines resolved by ``make -n``
     (the Makefile's own naming) and ``anydepth shards build ... --out DIR`` lines as written."""

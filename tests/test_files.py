@@ -1,4 +1,4 @@
-"""``anydepth.files``: the one atomic JSON write and the one digest every stage uses."""
+"""``anydepth.files``: the atomic writes and the digests every stage uses."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from anydepth.files import atomic_write_json, file_digest, tree_digest
+from anydepth.files import atomic_write_json, file_digest, tree_digest, written_atomically
 
 
 def test_atomic_write_json_replaces_whole_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,3 +31,18 @@ def test_digests(tmp_path: Path) -> None:
     before = tree_digest(tmp_path / "d")
     (tmp_path / "d" / "sub" / "b.txt").rename(tmp_path / "d" / "b.txt")  # same bytes, other name
     assert tree_digest(tmp_path / "d") != before
+
+
+def test_written_atomically_replaces_on_success_and_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
+    path = tmp_path / "map.png"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="killed"):
+        with written_atomically(path) as tmp:
+            assert tmp.parent == tmp_path and tmp.suffix == ".png" and tmp.name.startswith(".")
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed mid-write")
+    assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["map.png"]
+    with written_atomically(path) as tmp:
+        tmp.write_bytes(b"new")
+        assert path.read_bytes() == b"old"  # the final name changes only at the end
+    assert path.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["map.png"]

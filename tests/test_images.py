@@ -99,3 +99,29 @@ def test_read_rgb_within_max_side_equals_full_decode_and_lanczos(photo: np.ndarr
     assert stored == full.shape[:2] and np.array_equal(same, full)
     assert max_side_size(10, 20, None) is None and max_side_size(10, 20, 20) is None
     assert max_side_size(10, 21, 20) == (10, 20)
+
+
+@pytest.mark.parametrize("needed", [None, (751, 1127), (375, 563)])
+@pytest.mark.parametrize("subsampling", [0, 2])
+def test_jpeg_decoder_gives_pillows_pixels_at_every_scale(
+    photo: np.ndarray, needed: tuple[int, int] | None, subsampling: int
+) -> None:
+    """simplejpeg (the fast path) and Pillow (the fallback) decode the same bytes to identical pixels."""
+    data = jpeg_bytes(photo, subsampling=subsampling)
+    image, _ = open_rgb(data, None if needed is None else lambda h, w: needed)
+    with Image.open(io.BytesIO(data)) as img:
+        if needed is not None:
+            img.draft("RGB", needed[::-1])
+        np.testing.assert_array_equal(image, np.asarray(img.convert("RGB")))
+
+
+def test_jpegs_simplejpeg_cannot_read_are_decoded_by_pillow(photo: np.ndarray) -> None:
+    """A CMYK JPEG (outside the TurboJPEG RGB path) still decodes, to Pillow's RGB, at the reduced scale."""
+    buffer = io.BytesIO()
+    Image.fromarray(photo).convert("CMYK").save(buffer, format="JPEG", quality=95)
+    image, size = open_rgb(buffer.getvalue(), lambda h, w: (700, 1000))
+    with Image.open(io.BytesIO(buffer.getvalue())) as img:
+        img.draft("RGB", (1126, 750))
+        expected = np.asarray(img.convert("RGB"))
+    assert size == (1501, 2253) and image.shape == (751, 1127, 3)
+    np.testing.assert_array_equal(image, expected)

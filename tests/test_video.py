@@ -179,3 +179,13 @@ def test_a_folder_of_frames_is_a_folder_of_images(clip: Path, checkpoint, tmp_pa
         Image.fromarray(frame).save(frames / f"{i:04d}.png")
     assert infer(checkpoint[0], frames, tmp_path / "out") == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{i:04d}.png" for i in range(FRAMES)]
+
+
+def test_a_video_in_a_list_is_skipped_with_the_way_to_run_it(clip: Path, checkpoint, tmp_path: Path, capsys) -> None:
+    """Lists hold images: a listed clip is skipped (exit 1) with a reason that says how to infer it."""
+    Image.fromarray(scene(0)).save(tmp_path / "frame.png")
+    (tmp_path / "list.txt").write_text(f"frame.png\n{clip}\n")
+    assert infer(checkpoint[0], tmp_path / "list.txt", tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert f"skipping {clip}: a video: give it as --input on its own (anydepth infer --input {clip})" in err
+    assert (tmp_path / "out" / "frame.png").is_file() and not list((tmp_path / "out").glob("clip*"))

@@ -1,10 +1,12 @@
-"""File helpers every stage shares: one atomic, durable JSON write and one sha256 digest."""
+"""File helpers every stage shares: atomic writes (JSON, or any file through a temporary path) and sha256 digests."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,19 @@ def atomic_write_json(path: Path, data: dict[str, Any], sort_keys: bool = True) 
         stream.flush()
         os.fsync(stream.fileno())
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def written_atomically(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` (hidden name, same suffix, so writers infer the format) to write ``path``'s
+    content to: renamed onto ``path`` when the block ends without an exception, removed otherwise, so ``path`` is
+    complete or absent (an interrupted run never leaves a truncated file under the final name)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def tree_digest(path: str | os.PathLike) -> str:

@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from anydepth import visualize
 from anydepth.batching import DEFAULT_READ_WORKERS, bucketed, network_size, predict_batch, read_ahead
-from anydepth.images import IMAGE_EXTENSIONS, read_rgb
+from anydepth.files import written_atomically
+from anydepth.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_rgb
 from anydepth.models.depth_anything import HEADS, DepthAnything
 from anydepth.models.preprocess import check_image
 from anydepth.pointcloud import Camera, back_project, write_ply
@@ -175,6 +176,8 @@ def read_checked(path: Path) -> tuple[np.ndarray | None, str]:
     try:
         rgb = read_rgb(path, exif=True)
     except Image.UnidentifiedImageError:
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            return None, f"a video: give it as --input on its own (anydepth infer --input {path})"
         return None, "not an image file PIL can read"
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         return None, f"cannot decode image ({err})"
@@ -189,8 +192,13 @@ def read_checked(path: Path) -> tuple[np.ndarray | None, str]:
 
 
 def _save(array: np.ndarray, path: Path) -> None:
+    """``array`` as an image (format from the suffix) or ``.npy`` file, complete or absent (atomic write)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
+    with written_atomically(path) as tmp:
+        if path.suffix == ".npy":
+            np.save(tmp, array)
+        else:
+            Image.fromarray(array).save(tmp)
 
 
 def write_outputs(
@@ -223,14 +231,16 @@ def write_outputs(
         vis = visualize.side_by_side(np.pad(rgb, ((0, below), (0, 0), (0, 0)), constant_values=255), vis)
     _save(vis, stem.with_name(stem.name + ".png"))
     if raw_npy:
-        np.save(stem.with_name(stem.name + ".npy"), prediction.astype(np.float32, copy=False))
+        _save(prediction.astype(np.float32, copy=False), stem.with_name(stem.name + ".npy"))
     if png16:
-        image = Image.fromarray(visualize.to_millimetres(prediction) if metric else visualize.to_uint16(prediction))
-        assert image.mode == "I;16", image.mode
-        image.save(stem.with_name(stem.name + "_16bit.png"))
+        _save(
+            visualize.to_millimetres(prediction) if metric else visualize.to_uint16(prediction),
+            stem.with_name(stem.name + "_16bit.png"),
+        )
     if camera is not None:
         points, valid = back_project(prediction, camera.focal_px(prediction.shape[1]))
-        write_ply(stem.with_name(stem.name + ".ply"), points, rgb[valid])
+        with written_atomically(stem.with_name(stem.name + ".ply")) as tmp:
+            write_ply(tmp, points, rgb[valid])
 
 
 # ---------------------------------------------------------------- the loop

@@ -26,9 +26,9 @@ from tqdm import tqdm
 
 from anydepth import visualize
 from anydepth.batching import bucketed, predict_batch
+from anydepth.images import VIDEO_EXTENSIONS
 from anydepth.inference import InputError, model_head
 
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 VIDEO_SUFFIX = "_depth.mp4"
 """``<clip>_depth.mp4``: the coloured depth video written for ``<clip>.<ext>``."""
 FRAMES_SUFFIX = "_depth"

