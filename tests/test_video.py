@@ -93,6 +93,15 @@ def test_write_and_read_frames_round_trip_with_odd_sides(tmp_path: Path) -> None
     assert not list(tmp_path.glob("none.mp4*"))
 
 
+def test_frames_converted_ahead_in_threads_are_the_frames_in_order(clip: Path) -> None:
+    inline = list(read_frames(clip, num_workers=0))
+    ahead = list(read_frames(clip, num_workers=3))
+    assert len(inline) == FRAMES and len(ahead) == FRAMES
+    assert all(np.array_equal(a, b) for a, b in zip(inline, ahead))
+    brightness = [float(frame.mean()) for frame in ahead]
+    assert brightness == sorted(brightness)  # scene(i) brightens with i: the order is the clip's
+
+
 def test_a_clip_becomes_a_depth_video_on_one_colour_scale(clip: Path, checkpoint, tmp_path: Path, capsys) -> None:
     ckpt, model = checkpoint
     out = tmp_path / "out"

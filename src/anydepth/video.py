@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from anydepth import visualize
-from anydepth.batching import bucketed, predict_batch
+from anydepth.batching import DEFAULT_READ_WORKERS, bucketed, predict_batch, read_ahead
 from anydepth.images import VIDEO_EXTENSIONS
 from anydepth.inference import InputError, model_head
 
@@ -81,20 +81,33 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         return VideoInfo(stream.width, stream.height, Fraction(rate), stream.frames)
 
 
-def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """The frames of ``path``'s first video stream as H x W x 3 uint8 RGB, in order (FFmpeg's frame threads
-    decode); raises ``VideoError`` naming the file and the frame where decoding fails."""
+def read_frames(path: str | os.PathLike, num_workers: int = 0) -> Iterator[np.ndarray]:
+    """The frames of ``path``'s first video stream as H x W x 3 uint8 RGB, in order; raises ``VideoError`` naming the
+    file and the frame where decoding fails. FFmpeg's frame threads decode; ``num_workers`` threads convert the
+    decoded frames to RGB (swscale, which releases the GIL) a few frames ahead of the consumer
+    (:func:`~anydepth.batching.read_ahead`; 0: in the caller's thread)."""
     path = Path(path)
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        index = 0
-        try:
-            for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
-                index += 1
-        except av.error.FFmpegError as err:
-            raise VideoError(f"cannot decode frame {index} of video {path}: {err}; is the file complete?") from err
+        decoded = _decoded(container.decode(stream), path)
+        for _, rgb in read_ahead(_to_rgb, decoded, num_workers, depth=2 * max(1, num_workers)):
+            yield rgb
+
+
+def _decoded(frames: Iterator[Any], path: Path) -> Iterator[Any]:
+    """``frames`` as they decode; an FFmpeg error becomes a ``VideoError`` naming ``path`` and the frame index."""
+    index = 0
+    try:
+        for frame in frames:
+            yield frame
+            index += 1
+    except av.error.FFmpegError as err:
+        raise VideoError(f"cannot decode frame {index} of video {path}: {err}; is the file complete?") from err
+
+
+def _to_rgb(frame: Any) -> np.ndarray:
+    return frame.to_ndarray(format="rgb24")
 
 
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: Fraction) -> int:
@@ -147,10 +160,12 @@ class VideoSummary:
     raw_dir: Path | None
 
 
-def _predict_to_disk(model: Any, path: Path, store: Path, input_size: int, batch_size: int) -> tuple[int, float, float]:
+def _predict_to_disk(
+    model: Any, path: Path, store: Path, input_size: int, batch_size: int, num_workers: int
+) -> tuple[int, float, float]:
     """Pass 1: every frame's prediction as ``store/NNNNNN.npy``; returns (frames, min, max) over the clip."""
     lo, hi, count = np.inf, -np.inf, 0
-    indexed = enumerate(read_frames(path))
+    indexed = enumerate(read_frames(path, num_workers))
     with tqdm(unit="frame", desc=f"depth {path.name}", disable=None) as progress:
         for batch in bucketed(indexed, lambda item: item[1].shape[:2], batch_size, max_waiting=batch_size):
             for (index, _), prediction in zip(batch, predict_batch(model, [f for _, f in batch], input_size)):
@@ -171,13 +186,14 @@ def run_video_inference(
     batch_size: int = 4,
     raw_npy: bool = False,
     grayscale: bool = False,
+    num_workers: int = DEFAULT_READ_WORKERS,
 ) -> VideoSummary:
     """Write ``output_dir/<clip>_depth.mp4`` for the video ``path``: every frame's depth coloured on ONE scale for the
     clip (module docstring), Spectral_r near = red or ``grayscale`` near = white, at the clip's frame rate; a metric
     model's frames are coloured linearly in metres with the clip's metre scale bar below. ``raw_npy`` keeps the
     float32 predictions at frame size as ``<clip>_depth/NNNNNN.npy``. ``model`` is any model ``run_inference``
-    takes. Raises ``VideoError`` for a file that cannot be decoded, ``InputError`` for outputs that cannot be
-    written."""
+    takes; ``num_workers`` threads prepare frames ahead of it (:func:`read_frames`). Raises ``VideoError`` for a
+    file that cannot be decoded, ``InputError`` for outputs that cannot be written."""
     path, output_dir = Path(path), Path(output_dir)
     info = probe_video(path)
     metric = model_head(model) == "metric"
@@ -190,7 +206,7 @@ def run_video_inference(
         keep = contextlib.nullcontext(str(raw_dir)) if raw_dir is not None else None
         with keep or tempfile.TemporaryDirectory(dir=output_dir, prefix=".frames-") as folder:
             store = Path(folder)
-            frames, lo, hi = _predict_to_disk(model, path, store, input_size, batch_size)
+            frames, lo, hi = _predict_to_disk(model, path, store, input_size, batch_size, num_workers)
             shown_lo, shown_hi = (-hi, -lo) if metric else (lo, hi)  # metric: near = small metres, shown = -depth
 
             def coloured(index: int) -> np.ndarray:

@@ -89,7 +89,7 @@ def check_video_input(args: argparse.Namespace) -> bool:
 def run_video(args: argparse.Namespace, model: Any) -> int:
     """``anydepth infer`` on a video file: ``<name>_depth.mp4`` on one colour scale (:func:`run_video_inference`)."""
     summary = run_video_inference(
-        model, args.input, args.output, args.input_size, args.batch_size, args.raw_npy, args.grayscale
+        model, args.input, args.output, args.input_size, args.batch_size, args.raw_npy, args.grayscale, args.num_workers
     )
     frames = f" and {plural(summary.frames, 'depth map')} in {summary.raw_dir}" if summary.raw_dir else ""
     low, high = summary.depth_range
@@ -185,7 +185,8 @@ def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_READ_WORKERS,
         metavar="N",
-        help=f"threads decoding images ahead of the model; 0 = in the main thread (default: {DEFAULT_READ_WORKERS})",
+        help=f"threads decoding images (converting video frames) ahead of the model; 0 = in the main thread "
+        f"(default: {DEFAULT_READ_WORKERS})",
     )
     parser.add_argument(
         "--compile",
