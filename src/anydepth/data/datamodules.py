@@ -86,6 +86,22 @@ class _ShardDataModule(pl.LightningDataModule):
                 "or drop it (an exact epoch reads every sample once; trainer.limit_train_batches shortens it)"
             )
 
+    def _set_streams(
+        self,
+        resampled: bool,
+        samples_per_epoch: int | None,
+        shuffle_buffer: int,
+        val_shards: list[str] | None,
+        val_batch_size: int,
+        **train_shards: Sequence[str] | None,
+    ) -> None:
+        """Check the training shard lists (named as their arguments), ``val_shards`` and the epoch settings when the
+        DataModule is built, and keep the settings every training stream and the validation loader share."""
+        self.check_shards(**train_shards, val_shards=val_shards or None)
+        self.check_epoch(resampled, samples_per_epoch)
+        self.resampled, self.samples_per_epoch, self.shuffle_buffer = resampled, samples_per_epoch, shuffle_buffer
+        self.val_shards, self.val_batch_size = val_shards, val_batch_size
+
     def rank_and_world_size(self) -> tuple[int, int]:
         """Explicit ``rank``/``world_size`` if given (tests), else :func:`~anydepth.shards.dealing.rank_and_world_size`
         of the attached Trainer (resolved when a loader is built, after DDP is set up)."""
@@ -112,6 +128,22 @@ class _ShardDataModule(pl.LightningDataModule):
             resolve_shards(shards), transform, batch_size, seed=self.seed, rank=rank, world_size=world_size, **kwargs
         )
 
+    def _train_dataset(
+        self, shards: Sequence[str], transform: Transform, batch_size: int, name: str, **kwargs: Any
+    ) -> ShardDataset:
+        """A training stream of ``shards``: shuffled, exact or resampled epochs (:meth:`_set_streams`), the last partial
+        batch dropped; ``kwargs`` override (e.g. ``batches_per_epoch`` in place of ``samples_per_epoch``)."""
+        epoch = {"resampled": self.resampled, "samples_per_epoch": self.samples_per_epoch}
+        return self._dataset(
+            shards,
+            transform,
+            batch_size,
+            shuffle_buffer=self.shuffle_buffer,
+            drop_last=True,
+            name=name,
+            **{**epoch, **kwargs},
+        )
+
     def _loader(self, dataset: ShardDataset, batches_per_pass: int | None = None) -> ShardLoader:
         if not dataset.resampled and len(dataset.shards.urls) < dataset.world_size * max(1, self.num_workers):
             logger.warning(
@@ -128,6 +160,10 @@ class _ShardDataModule(pl.LightningDataModule):
             epoch_fn=self._epoch,
             batches_per_pass=batches_per_pass,
         )
+
+    def val_dataloader(self) -> ShardLoader | list[Any]:
+        """Every ``val_shards`` sample once through :meth:`eval_transform`, dealt to ranks (none: no validation)."""
+        return self._val_loader(self.val_shards, self.val_batch_size)
 
     def _val_loader(self, shards: Sequence[str] | None, batch_size: int) -> ShardLoader | list[Any]:
         """The validation loader of ``shards`` (none: no validation). Every rank needs a shard: a rank without
@@ -179,29 +215,16 @@ class LabeledDataModule(_ShardDataModule):
     ) -> None:
         super().__init__(num_workers, seed, pin_memory, rank, world_size)
         self.save_hyperparameters()
-        self.check_shards(train_shards=train_shards, val_shards=val_shards or None)
-        self.check_epoch(resampled, samples_per_epoch)
-        self.train_shards, self.val_shards = list(train_shards), val_shards
-        self.batch_size, self.size, self.shuffle_buffer = batch_size, size, shuffle_buffer
-        self.resampled, self.samples_per_epoch, self.val_batch_size = resampled, samples_per_epoch, val_batch_size
+        self._set_streams(
+            resampled, samples_per_epoch, shuffle_buffer, val_shards, val_batch_size, train_shards=train_shards
+        )
+        self.train_shards, self.batch_size, self.size = list(train_shards), batch_size, size
 
     def train_dataset(self) -> ShardDataset:
-        return self._dataset(
-            self.train_shards,
-            self.train_transform(),
-            self.batch_size,
-            resampled=self.resampled,
-            shuffle_buffer=self.shuffle_buffer,
-            samples_per_epoch=self.samples_per_epoch,
-            drop_last=True,
-            name="labeled",
-        )
+        return self._train_dataset(self.train_shards, self.train_transform(), self.batch_size, "labeled")
 
     def train_dataloader(self) -> ShardLoader:
         return self._loader(self.train_dataset())
-
-    def val_dataloader(self) -> ShardLoader | list[Any]:
-        return self._val_loader(self.val_shards, self.val_batch_size)
 
 
 class UnlabeledDataModule(_ShardDataModule):
@@ -230,27 +253,15 @@ class UnlabeledDataModule(_ShardDataModule):
     ) -> None:
         super().__init__(num_workers, seed, pin_memory, rank, world_size)
         self.save_hyperparameters()
-        self.check_shards(train_shards=train_shards, val_shards=val_shards or None)
-        self.check_epoch(resampled, samples_per_epoch)
+        self._set_streams(
+            resampled, samples_per_epoch, shuffle_buffer, val_shards, val_batch_size, train_shards=train_shards
+        )
         self.train_shards, self.batch_size, self.size = list(train_shards), batch_size, size
-        self.shuffle_buffer, self.resampled, self.samples_per_epoch = shuffle_buffer, resampled, samples_per_epoch
-        self.predict_batch_size, self.val_shards, self.val_batch_size = predict_batch_size, val_shards, val_batch_size
+        self.predict_batch_size = predict_batch_size
 
     def train_dataloader(self) -> ShardLoader:
-        dataset = self._dataset(
-            self.train_shards,
-            UnlabeledTransform(self.size),
-            self.batch_size,
-            resampled=self.resampled,
-            shuffle_buffer=self.shuffle_buffer,
-            samples_per_epoch=self.samples_per_epoch,
-            drop_last=True,
-            name="unlabeled",
-        )
+        dataset = self._train_dataset(self.train_shards, UnlabeledTransform(self.size), self.batch_size, "unlabeled")
         return self._loader(dataset)
-
-    def val_dataloader(self) -> ShardLoader | list[Any]:
-        return self._val_loader(self.val_shards, self.val_batch_size)
 
     def predict_dataloader(self) -> ShardLoader:
         return self._eval_loader(self.train_shards, self.predict_batch_size, "predict")
@@ -296,43 +307,38 @@ class MixedDataModule(_ShardDataModule):
         if ratio < 1:
             raise ValueError(f"ratio must be >= 1, got {ratio}")
         self.save_hyperparameters()
-        self.check_shards(labeled_shards=labeled_shards, pseudo_shards=pseudo_shards, val_shards=val_shards or None)
-        self.check_epoch(resampled, samples_per_epoch)
+        self._set_streams(
+            resampled,
+            samples_per_epoch,
+            shuffle_buffer,
+            val_shards,
+            val_batch_size,
+            labeled_shards=labeled_shards,
+            pseudo_shards=pseudo_shards,
+        )
         self.labeled_shards, self.pseudo_shards = list(labeled_shards), list(pseudo_shards)
         self.labeled_batch_size, self.ratio, self.size = labeled_batch_size, ratio, size
-        self.shuffle_buffer, self.resampled, self.samples_per_epoch = shuffle_buffer, resampled, samples_per_epoch
-        self.val_shards, self.val_batch_size = val_shards, val_batch_size
 
     @property
     def unlabeled_batch_size(self) -> int:
         return self.ratio * self.labeled_batch_size
 
     def train_dataloader(self) -> CombinedLoader:
-        common = dict(resampled=self.resampled, shuffle_buffer=self.shuffle_buffer, drop_last=True)
+        pseudo = UnlabeledTransform(self.size)
         unlabeled = self._loader(
-            self._dataset(
-                self.pseudo_shards,
-                UnlabeledTransform(self.size),
-                self.unlabeled_batch_size,
-                samples_per_epoch=self.samples_per_epoch,
-                name="unlabeled",
-                **common,
-            )
+            self._train_dataset(self.pseudo_shards, pseudo, self.unlabeled_batch_size, "unlabeled")
         )
         steps = len(unlabeled)
-        labeled = self._dataset(
+        labeled = self._train_dataset(
             self.labeled_shards,
             self.train_transform(),
             self.labeled_batch_size,
+            "labeled",
+            samples_per_epoch=None,
             batches_per_epoch=steps if self.resampled else None,
-            name="labeled",
-            **common,
         )
         loaders = {"labeled": self._loader(labeled, batches_per_pass=steps), "unlabeled": unlabeled}
         return CombinedLoader(loaders, mode="min_size")
-
-    def val_dataloader(self) -> ShardLoader | list[Any]:
-        return self._val_loader(self.val_shards, self.val_batch_size)
 
 
 class EvalDataModule(_ShardDataModule):

@@ -218,12 +218,10 @@ class SegmentationDataModule(_ShardDataModule):
     ) -> None:
         super().__init__(num_workers, seed, pin_memory, rank, world_size)
         self.save_hyperparameters()
-        self.check_shards(train_shards=train_shards or None, val_shards=val_shards or None)
-        self.check_epoch(resampled, samples_per_epoch)
-        self.train_shards, self.val_shards = train_shards, val_shards
-        self.batch_size, self.val_batch_size, self.shuffle_buffer = batch_size, val_batch_size, shuffle_buffer
-        self.resampled, self.samples_per_epoch = resampled, samples_per_epoch
-        self.size = size
+        self._set_streams(
+            resampled, samples_per_epoch, shuffle_buffer, val_shards, val_batch_size, train_shards=train_shards or None
+        )
+        self.train_shards, self.batch_size, self.size = train_shards, batch_size, size
         self._train = SegTrainTransform(  # built here, so bad settings fail when the DataModule is
             size, DEFAULT_SCALES if scales is None else scales, max_long_ratio, cat_max_ratio, ignore_index=ignore_index
         )
@@ -240,21 +238,7 @@ class SegmentationDataModule(_ShardDataModule):
     def train_dataloader(self) -> ShardLoader:
         if not self.train_shards:
             raise ValueError("data.init_args.train_shards: no training shards given")
-        dataset = self._dataset(
-            self.train_shards,
-            self.train_transform(),
-            self.batch_size,
-            resampled=self.resampled,
-            shuffle_buffer=self.shuffle_buffer,
-            samples_per_epoch=self.samples_per_epoch,
-            drop_last=True,
-            name="seg",
-        )
-        return self._loader(dataset)
-
-    def val_dataloader(self) -> ShardLoader | list[Any]:
-        """Every validation sample once, dealt to ranks (each rank needs a shard: see ``_val_loader``)."""
-        return self._val_loader(self.val_shards, self.val_batch_size)
+        return self._loader(self._train_dataset(self.train_shards, self.train_transform(), self.batch_size, "seg"))
 
     def test_dataloader(self) -> ShardLoader | list[Any]:
         return self.val_dataloader()
