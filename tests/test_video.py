@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from anydepth.cli import main
+from anydepth.locks import OutputLock
 from anydepth.models import DepthAnything
 from anydepth.video import (
     VideoError,
@@ -198,3 +199,22 @@ def test_a_video_in_a_list_is_skipped_with_the_way_to_run_it(clip: Path, checkpo
     err = capsys.readouterr().err
     assert f"skipping {clip}: a video: give it as --input on its own (anydepth infer --input {clip})" in err
     assert (tmp_path / "out" / "frame.png").is_file() and not list((tmp_path / "out").glob("clip*"))
+
+
+def test_a_killed_runs_frames_are_cleared_and_a_concurrent_run_of_the_clip_refused(
+    clip: Path, checkpoint, tmp_path: Path, capsys
+) -> None:
+    """What a killed run leaves (its maps in ``.clip_depth.frames/``, an unheld lock file) is cleared by the next run;
+    while a run holds the clip's folder, a second run of the clip into the same output is one error line."""
+    out = tmp_path / "out"
+    stale = out / ".clip_depth.frames"
+    stale.mkdir(parents=True)
+    np.save(stale / "000099.npy", np.full((4, 4), 1e6, np.float32))  # a frame index the clip does not have
+    (stale / ".anydepth.lock").write_text('{"pid": 1}\n')
+    assert infer(checkpoint[0], clip, out) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["clip_depth.mp4"]
+    assert "colour scale" in capsys.readouterr().out
+    with OutputLock(stale, "anydepth infer of clip.mp4"):
+        assert infer(checkpoint[0], clip, out) == 2
+        line = error_line(capsys.readouterr().err, "infer")
+        assert str(stale) in line and "in use by another anydepth infer of clip.mp4" in line, line

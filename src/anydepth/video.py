@@ -5,15 +5,16 @@ whole clip: a depth map coloured by its own min-max flickers as near objects ent
 processed in two passes. Pass 1 decodes the frames, predicts them ``batch_size`` at a time and stores every prediction
 (float32, frame size) as ``NNNNNN.npy`` on disk, keeping the clip's global min / max; pass 2 colours each stored map
 with that range and encodes the video. The maps stay on disk, not in memory, so clips of any length fit: in
-``<clip>_depth/`` with ``raw_npy``, else in a temporary folder inside the output directory removed afterwards (4
-bytes per pixel per frame while it runs: about 8 MB per 1080p frame).
+``<clip>_depth/`` with ``raw_npy``, else in ``.<clip>_depth.frames/`` inside the output directory, removed afterwards
+(4 bytes per pixel per frame while it runs: about 8 MB per 1080p frame); a run killed midway leaves it, and the next
+run of the clip clears it. The folder is locked for the run, so two runs of one clip into one output cannot mix.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -28,6 +29,7 @@ from anydepth import visualize
 from anydepth.batching import DEFAULT_READ_WORKERS, bucketed, predict_batch, read_ahead
 from anydepth.images import VIDEO_EXTENSIONS
 from anydepth.inference import InputError, model_head
+from anydepth.locks import OutputLock
 
 VIDEO_SUFFIX = "_depth.mp4"
 """``<clip>_depth.mp4``: the coloured depth video written for ``<clip>.<ext>``."""
@@ -178,6 +180,23 @@ def _predict_to_disk(
     return count, float(lo), float(hi)
 
 
+@contextlib.contextmanager
+def _frame_store(path: Path, output_dir: Path, raw_dir: Path | None) -> Iterator[Path]:
+    """The folder pass 1 stores the clip's maps in, held by this run (:class:`~anydepth.locks.OutputLock`: a second
+    run of the same clip into the same output stops with one line naming the first): ``raw_dir``, kept; else
+    ``output_dir/.<clip>_depth.frames/``, cleared of what a killed run left and removed at the end."""
+    store = raw_dir if raw_dir is not None else output_dir / f".{path.stem}{FRAMES_SUFFIX}.frames"
+    with OutputLock(store, f"anydepth infer of {path.name}"):
+        try:
+            if raw_dir is None:
+                for stale in store.glob("*.npy"):
+                    stale.unlink()
+            yield store
+        finally:
+            if raw_dir is None:
+                shutil.rmtree(store, ignore_errors=True)
+
+
 def run_video_inference(
     model: Any,
     path: str | os.PathLike,
@@ -201,11 +220,7 @@ def run_video_inference(
     raw_dir = output_dir / (path.stem + FRAMES_SUFFIX) if raw_npy else None
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        if raw_dir is not None:
-            raw_dir.mkdir(exist_ok=True)
-        keep = contextlib.nullcontext(str(raw_dir)) if raw_dir is not None else None
-        with keep or tempfile.TemporaryDirectory(dir=output_dir, prefix=".frames-") as folder:
-            store = Path(folder)
+        with _frame_store(path, output_dir, raw_dir) as store:
             frames, lo, hi = _predict_to_disk(model, path, store, input_size, batch_size, num_workers)
             shown_lo, shown_hi = (-hi, -lo) if metric else (lo, hi)  # metric: near = small metres, shown = -depth
 
