@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -294,33 +295,40 @@ def metric_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "scenes"
 
 
-@pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
-@pytest.mark.parametrize("path", METRIC_RECIPES, ids=recipe_id)
-def test_metric_recipe_head_and_max_depth_reach_the_model(path: Path, metric_shards: Path, tmp_path: Path) -> None:
-    """hardware config + metric recipe through LightningCLI, instantiated (a tiny encoder in place of the preset, the
-    test scenes in place of the recipe's shards): the module's network is the recipe's metric head with its
-    max_depth, and the module supervises and scores that range."""
+def instantiate_metric(configs: list[Path], network: str, shards: Path, run_dir: Path) -> Any:
+    """hardware config + ``configs`` through LightningCLI, instantiated, with a tiny encoder (its arguments under
+    ``network``) in place of the preset and ``shards`` in place of the recipe's: the ``LightningCLI``."""
     from lightning import LightningDataModule, LightningModule
     from lightning.pytorch.cli import LightningCLI
 
-    from anydepth.training import MetricDepthModule
-
-    network, data = "--model.init_args.model.init_args.", "--data.init_args."
+    data = "--data.init_args."
     tiny = ("encoder", "custom", "embed_dim", "32", "depth", "4", "num_heads", "2", "features", "16")
-    cli = LightningCLI(
+    return LightningCLI(
         LightningModule,
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         run=False,
         args=[
-            *("--config", str(ROOT / "trainer" / "cpu.yaml"), "--config", str(path)),
+            *("--config", str(ROOT / "trainer" / "cpu.yaml")),
+            *[arg for path in configs for arg in ("--config", str(path))],
             *[f"{network}{a}" if i % 2 == 0 else a for i, a in enumerate(tiny)],
             *(f"{network}out_channels", "[8,16,32,32]", "--trainer.logger", "false"),
-            *(f"{data}train_shards", f"[{metric_shards}]", f"{data}val_shards", f"[{metric_shards}]"),
-            *("--trainer.default_root_dir", str(tmp_path), "--trainer.callbacks.init_args.dirpath", str(tmp_path)),
+            *(f"{data}train_shards", f"[{shards}]", f"{data}val_shards", f"[{shards}]"),
+            *("--trainer.default_root_dir", str(run_dir), "--trainer.callbacks.init_args.dirpath", str(run_dir)),
         ],
     )
+
+
+@pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
+@pytest.mark.parametrize("path", METRIC_RECIPES, ids=recipe_id)
+def test_metric_recipe_head_and_max_depth_reach_the_model(path: Path, metric_shards: Path, tmp_path: Path) -> None:
+    """hardware config + metric recipe through LightningCLI, instantiated (a tiny encoder in place of the preset, the
+    test scenes in place of the recipe's shards): the module's network is the recipe's metric head with its
+    max_depth, and the module supervises and scores that range."""
+    from anydepth.training import MetricDepthModule
+
+    cli = instantiate_metric([path], "--model.init_args.model.init_args.", metric_shards, tmp_path)
     assert isinstance(cli.model, MetricDepthModule)
     config = cli.model.model.config
     assert (config.head, config.max_depth) == ("metric", METRIC_MAX_DEPTH[path.stem])
@@ -333,28 +341,10 @@ def test_metric_recipe_head_and_max_depth_reach_the_model(path: Path, metric_sha
 def test_zoedepth_overlay_composes_with_its_dataset_recipe(overlay: Path, metric_shards: Path, tmp_path: Path) -> None:
     """metric/<dataset>.yaml + metric/zoedepth/<dataset>.yaml (a tiny core in place of ViT-L): the module trains a
     ZoeDepthMetric over the dataset's depth range with ZoeDepth's SILog, the recipe's data and rates kept."""
-    from lightning import LightningDataModule, LightningModule
-    from lightning.pytorch.cli import LightningCLI
-
     from anydepth.models.zoedepth import ZoeDepthMetric
 
-    core, data = "--model.init_args.model.init_args.relative.init_args.", "--data.init_args."
-    tiny = ("encoder", "custom", "embed_dim", "32", "depth", "4", "num_heads", "2", "features", "16")
-    recipe = ROOT / "recipes" / "metric" / overlay.name
-    cli = LightningCLI(
-        LightningModule,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        run=False,
-        args=[
-            *("--config", str(ROOT / "trainer" / "cpu.yaml"), "--config", str(recipe), "--config", str(overlay)),
-            *[f"{core}{a}" if i % 2 == 0 else a for i, a in enumerate(tiny)],
-            *(f"{core}out_channels", "[8,16,32,32]", "--trainer.logger", "false"),
-            *(f"{data}train_shards", f"[{metric_shards}]", f"{data}val_shards", f"[{metric_shards}]"),
-            *("--trainer.default_root_dir", str(tmp_path), "--trainer.callbacks.init_args.dirpath", str(tmp_path)),
-        ],
-    )
+    configs = [ROOT / "recipes" / "metric" / overlay.name, overlay]
+    cli = instantiate_metric(configs, "--model.init_args.model.init_args.relative.init_args.", metric_shards, tmp_path)
     network = cli.model.model
     assert isinstance(network, ZoeDepthMetric) and network.relative.config.version == "v1"
     assert (network.config.min_depth, network.config.max_depth) == (1e-3, METRIC_MAX_DEPTH[overlay.stem])

@@ -58,10 +58,12 @@ class SkippedInputWarning(UserWarning):
 
 @dataclass
 class InferenceSummary:
-    """What ``run_inference`` did: ``written`` depth maps, ``skipped`` (path, reason) pairs."""
+    """What ``run_inference`` did: ``written`` depth maps, ``skipped`` (path, reason) pairs, and ``kept`` inputs whose
+    outputs were all there already (``skip_existing``)."""
 
     written: int = 0
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    kept: int = 0
 
 
 # ---------------------------------------------------------------- inputs
@@ -191,6 +193,17 @@ def read_checked(path: Path) -> tuple[np.ndarray | None, str]:
 # ---------------------------------------------------------------- outputs
 
 
+def requested_suffixes(raw_npy: bool, png16: bool, point_cloud: bool) -> tuple[str, ...]:
+    """The :data:`OUTPUT_SUFFIXES` :func:`write_outputs` writes with these options."""
+    wanted = (True, raw_npy, png16, point_cloud)
+    return tuple(suffix for suffix, want in zip(OUTPUT_SUFFIXES, wanted) if want)
+
+
+def all_exist(stem: Path, suffixes: Sequence[str]) -> bool:
+    """Whether ``<stem><suffix>`` is a file for every suffix."""
+    return all(stem.with_name(stem.name + suffix).is_file() for suffix in suffixes)
+
+
 def _save(array: np.ndarray, path: Path) -> None:
     """``array`` as an image (format from the suffix) or ``.npy`` file, complete or absent (atomic write)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,6 +271,7 @@ def run_inference(
     side_by_side: bool = False,
     camera: Camera | None = None,
     num_workers: int = DEFAULT_READ_WORKERS,
+    skip_existing: bool = False,
 ) -> InferenceSummary:
     """Predict and write depth maps for ``inputs`` into ``output_dir``; see ``write_outputs`` (metric output for a
     metric model, :func:`model_head`; a ``camera`` writes point clouds and needs a metric model: ``ValueError``).
@@ -267,7 +281,9 @@ def run_inference(
     ``num_workers`` threads decode the files ahead of the model (0: in this thread); images of any sizes that share
     a network input size (:func:`~anydepth.batching.network_size`) go through the model ``batch_size`` at a time
     (:func:`~anydepth.batching.predict_batch`, the same maps as one by one); unreadable or
-    too small ones are skipped with a ``SkippedInputWarning`` and listed in the summary. Raises ``InputError`` for
+    too small ones are skipped with a ``SkippedInputWarning`` and listed in the summary. ``skip_existing`` keeps the
+    inputs whose requested outputs all exist (files are written atomically, so an existing one is complete: a killed
+    run resumes where it stopped; outputs are not compared with the options that wrote them). Raises ``InputError`` for
     unusable paths (see ``list_inputs``) and for depth maps that cannot be written.
     """
     if batch_size < 1:
@@ -298,6 +314,10 @@ def run_inference(
 
     summary = InferenceSummary()
     pending = list(zip(files, names))
+    if skip_existing:
+        suffixes = requested_suffixes(raw_npy, png16, camera is not None)
+        todo = [(path, name) for path, name in pending if not all_exist(output_dir / name, suffixes)]
+        summary.kept, pending = len(pending) - len(todo), todo
     with tqdm(total=len(pending), unit="img", desc="infer", disable=None) as progress:
 
         def readable() -> Iterator[tuple[Path, Path, np.ndarray]]:

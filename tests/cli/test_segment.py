@@ -141,6 +141,13 @@ def test_infer_writes_palette_pngs_of_the_predictions(
     assert [(c["id"], c["class"], c["color"]) for c in legend["classes"]] == [
         (i, name, colors[i].tolist()) for i, name in enumerate(DEMO_CLASSES)
     ]
+    (tmp_path / "out" / "a.png").unlink()  # as if a run had been killed before writing it
+    kept = (tmp_path / "out" / "sub" / "b.png").stat().st_mtime_ns
+    assert main([*argv, "--output", str(tmp_path / "out"), "--input-size", str(SIZE), "--skip-existing"]) == 1, (
+        capsys.readouterr().err
+    )
+    assert f"wrote 1 segmentation map to {tmp_path / 'out'}; kept 1 existing" in capsys.readouterr().out
+    assert (tmp_path / "out" / "a.png").is_file() and (tmp_path / "out" / "sub" / "b.png").stat().st_mtime_ns == kept
 
 
 def cityscapes_checkpoint(tmp: Path) -> Path:

@@ -61,9 +61,12 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def infer_summary(written: int, output: Path, skipped: Sequence[tuple[Path, str]], noun: str = "depth map") -> str:
-    """``wrote N depth maps to DIR; skipped M unreadable inputs: a (why), b (why)`` (``noun``: what was written)."""
-    line = f"wrote {plural(written, noun)} to {output}"
+def infer_summary(
+    written: int, output: Path, skipped: Sequence[tuple[Path, str]], noun: str = "depth map", kept: int = 0
+) -> str:
+    """``wrote N depth maps to DIR[; kept K existing]; skipped M unreadable inputs: a (why), b (why)`` (``noun``: what
+    was written; ``kept``: inputs whose outputs existed, ``--skip-existing``)."""
+    line = f"wrote {plural(written, noun)} to {output}" + (f"; kept {kept} existing" if kept else "")
     if skipped:
         listed = ", ".join(f"{path} ({reason})" for path, reason in skipped[:MAX_LISTED_SKIPS])
         more = f" and {len(skipped) - MAX_LISTED_SKIPS} more" if len(skipped) > MAX_LISTED_SKIPS else ""

@@ -23,7 +23,14 @@ from anydepth.cli.segment import add_task_arguments, resolve_task, run_seg_infer
 from anydepth.inference import list_inputs, model_head, run_inference
 from anydepth.models.depth_anything import DepthAnything
 from anydepth.pointcloud import Camera
-from anydepth.video import VIDEO_EXTENSIONS, is_video, probe_video, run_video_inference
+from anydepth.video import (
+    FRAMES_SUFFIX,
+    VIDEO_EXTENSIONS,
+    VIDEO_SUFFIX,
+    is_video,
+    probe_video,
+    run_video_inference,
+)
 
 IMAGE_ONLY_OPTIONS = ("png16", "point_cloud", "side_by_side")
 """Outputs a video input does not get: it is one ``<name>_depth.mp4`` (+ per-frame ``.npy`` with ``--raw-npy``)."""
@@ -119,6 +126,11 @@ def run_infer(args: argparse.Namespace) -> int:
             "skipped when listing the inputs)"
         )
     if check_video_input(args):
+        video = args.output / (args.input.stem + VIDEO_SUFFIX)
+        frames = args.output / (args.input.stem + FRAMES_SUFFIX)
+        if args.skip_existing and video.is_file() and (frames.is_dir() or not args.raw_npy):
+            print(f"kept {video}: it exists (--skip-existing)")
+            return EXIT_OK
         return run_video(args, load_model(args))
     camera = point_cloud_camera(args)
     list_inputs(args.input, exclude=args.output)  # fail on a bad --input before loading the model
@@ -141,8 +153,9 @@ def run_infer(args: argparse.Namespace) -> int:
             side_by_side=args.side_by_side,
             camera=camera,
             num_workers=args.num_workers,
+            skip_existing=args.skip_existing,
         )
-    print(infer_summary(summary.written, args.output, summary.skipped))
+    print(infer_summary(summary.written, args.output, summary.skipped, kept=summary.kept))
     return EXIT_SKIPPED if summary.skipped else EXIT_OK
 
 
@@ -216,6 +229,12 @@ def add_infer_parser(subparsers: Any) -> argparse.ArgumentParser:
     camera.add_argument("--focal", type=float, default=None, metavar="PX", help="focal length in pixels of the inputs")
     camera.add_argument(
         "--fov", type=float, default=None, metavar="DEG", help="horizontal field of view in degrees (focal per image)"
+    )
+    parser.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="keep inputs whose requested outputs all exist (outputs are written atomically, so a killed run "
+        "resumes where it stopped); existing files are not checked against the options that wrote them",
     )
     parser.add_argument("--grayscale", action="store_true", help="write grayscale instead of coloured depth maps")
     parser.add_argument("--side-by-side", action="store_true", help="put the input image left of the depth map")

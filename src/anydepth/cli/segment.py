@@ -43,7 +43,7 @@ SEG_OPTIONS = ("multi_scale", "flip", "sliding_window", "crop", "stride")
 SHARED_OPTIONS = {
     "eval": frozenset({"checkpoint", "data_root", "benchmarks", "input_size", "batch_size", "num_workers", "devices",
                        "accelerator", "precision", "output"}),
-    "infer": frozenset({"checkpoint", "input", "output", "input_size", "device"}),
+    "infer": frozenset({"checkpoint", "input", "output", "input_size", "device", "skip_existing"}),
 }  # fmt: skip
 """The options of each command that both tasks read; every other one belongs to one task."""
 SEG_SOURCES = {"ade20k": "ade20k", "cityscapes": "cityscapes", "demo-seg": "demo"}
@@ -286,8 +286,9 @@ def run_seg_infer(args: argparse.Namespace) -> int:
     legend = [{"id": i, "class": c, "color": colors[i].tolist()} for i, c in enumerate(classes)]
     atomic_write_json(args.output / LEGEND_NAME, {"classes": legend, "ignore_id": IGNORE_INDEX}, sort_keys=False)
     written, skipped = 0, []
+    pending = [(path, target) for path, target in zip(files, targets) if not (args.skip_existing and target.is_file())]
     with skip_warnings_to_stderr(args.command):
-        for path, target in tqdm(list(zip(files, targets)), unit="img", desc="infer", disable=None):
+        for path, target in tqdm(pending, unit="img", desc="infer", disable=None):
             rgb, reason = read_checked(path)
             if rgb is None:
                 skipped.append((path, reason))
@@ -299,5 +300,5 @@ def run_seg_infer(args: argparse.Namespace) -> int:
             except OSError as err:  # a full disk, a directory in the way ...
                 raise InputError(f"cannot write the segmentation of {path} into {args.output}: {err}") from err
             written += 1
-    print(infer_summary(written, args.output, skipped, noun="segmentation map"))
+    print(infer_summary(written, args.output, skipped, noun="segmentation map", kept=len(files) - len(pending)))
     return EXIT_SKIPPED if skipped else EXIT_OK

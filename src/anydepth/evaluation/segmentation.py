@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from anydepth.data.segmentation import SegmentationDataModule, eval_image
+from anydepth.files import written_atomically
 from anydepth.metrics import SegmentationMetrics, segmentation_values
 from anydepth.models.segmentation import InferenceSettings, SegmentationModel, segment
 from anydepth.prediction import expected_warnings_ignored, offline_trainer
@@ -147,4 +148,5 @@ def write_segmentation_png(path: str | os.PathLike, ids: np.ndarray, colors: np.
     image = Image.frombytes("P", (ids.shape[1], ids.shape[0]), ids.astype(np.uint8).tobytes())
     image.putpalette(table.ravel().tolist())
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    with written_atomically(Path(path)) as tmp:  # complete or absent after a kill
+        image.save(tmp)
