@@ -60,6 +60,20 @@ def test_depth_to_disparity_hand_case() -> None:
     assert not normalize_per_map(np.full((2, 2), 3.0, np.float32), np.ones((2, 2), bool)).any()  # constant -> 0
 
 
+@pytest.mark.parametrize("invalid", [0, 1, 5000])
+def test_normalize_per_map_is_min_max_over_the_valid_pixels(invalid: int) -> None:
+    """All valid (whole-array arithmetic) or some invalid (masked): the same float32 values as the definition."""
+    rng = np.random.default_rng(invalid)
+    disparity = (rng.random((120, 90)) * 7 + 0.5).astype(np.float32)
+    valid = np.ones(disparity.shape, bool)
+    valid.flat[rng.choice(disparity.size, invalid, replace=False)] = False
+    values = disparity[valid]
+    expected = np.where(valid, (disparity - values.min()) / (values.max() - values.min()), 0).astype(np.float32)
+    out = normalize_per_map(disparity, valid)
+    assert out.dtype == np.float32 and out[valid].min() == 0 and out[valid].max() == 1
+    np.testing.assert_array_equal(out, expected)
+
+
 def test_train_transform_hand_case_with_sky() -> None:
     """An S x S image is neither resized nor cropped: the output is the hand-computed normalised disparity."""
     depth = np.full((S, S), 4.0, np.float32)

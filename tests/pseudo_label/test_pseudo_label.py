@@ -28,6 +28,7 @@ from anydepth.data.transforms import normalize_per_map
 from anydepth.files import tree_digest
 from anydepth.models.preprocess import prepare_images, upsample_prediction
 from anydepth.pseudo_label import STATE_NAME, PseudoLabelError, pseudo_label
+from anydepth.pseudo_label.writer import pseudo_label_record
 from anydepth.shards.manifest import Manifest
 from anydepth.shards.schema import Sample, SampleError, decode_sample, encode_sample, relabel_record
 from anydepth.shards.verify import verify_shards
@@ -65,6 +66,21 @@ def label(record: dict[str, Any]) -> np.ndarray:
     value = np.load(io.BytesIO(record["label.npy"]))
     assert value.dtype == np.float16
     return value.astype(np.float32)
+
+
+@pytest.mark.parametrize("holes", [0, 5])
+def test_a_pseudo_label_is_the_normalised_prediction_in_float16(holes: int) -> None:
+    """``label.npy`` holds numpy's float16 of the per-map normalised prediction, ``mask.png`` its finite pixels."""
+    rng = np.random.default_rng(holes)
+    disparity = (rng.random((37, 53)) * 4 + 1).astype(np.float32)
+    disparity[0, :holes] = np.nan
+    image = rng.integers(0, 255, (37, 53, 3), np.uint8)
+    record = {**encode_sample(Sample("k", image, meta={"label_kind": None})), "__url__": "in.tar"}
+    out = pseudo_label_record(record, disparity)
+    valid = np.isfinite(disparity)
+    expected = normalize_per_map(disparity, valid).astype(np.float16)
+    np.testing.assert_array_equal(np.load(io.BytesIO(out["label.npy"])), expected)
+    np.testing.assert_array_equal(decode_sample(out).mask, valid)
 
 
 def reference(model: torch.nn.Module, image: np.ndarray, flip_tta: bool = False) -> np.ndarray:

@@ -145,9 +145,12 @@ def normalize_per_map(disparity: np.ndarray, valid: np.ndarray) -> np.ndarray:
     out = np.zeros(disparity.shape, np.float32)
     if not valid.any():
         return out
-    values = disparity[valid]
+    every = bool(valid.all())  # the usual case (a teacher's map): whole-array arithmetic, the same values
+    values = np.asarray(disparity, np.float32) if every else disparity[valid]
     low, high = float(values.min()), float(values.max())
-    if high > low:
+    if high > low and every:
+        np.divide(np.subtract(values, low, out=out), high - low, out=out)
+    elif high > low:
         out[valid] = (values - low) / (high - low)
     return out
 
