@@ -112,6 +112,17 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, torch.n
     return tmp / "unlabeled", ckpt, model, out, manifest
 
 
+def test_labels_encoded_in_threads_or_inline_give_the_same_bytes(setup, tmp_path: Path) -> None:
+    """The writer's encode threads (the setup run's default) only overlap encoding with the model: the shards of a
+    run encoding in the predict loop (``encode_threads=0``) are byte for byte the same."""
+    inputs, ckpt, _, out, manifest = setup
+    inline = pseudo_label(ckpt, [str(inputs)], tmp_path / "inline", **{**RUN, "encode_threads": 0})
+    assert [s.sha256 for s in inline.shards] == [s.sha256 for s in manifest.shards]
+    assert all((tmp_path / "inline" / s.name).read_bytes() == (out / s.name).read_bytes() for s in manifest.shards)
+    with pytest.raises(PseudoLabelError, match="encode_threads must be >= 0"):
+        pseudo_label(ckpt, [str(inputs)], tmp_path / "bad", **{**RUN, "encode_threads": -1})
+
+
 def test_single_process_run(setup: tuple[Path, Path, torch.nn.Module, Path, Manifest]) -> None:
     inputs, ckpt, model, out, manifest = setup
     source = read_records(inputs)

@@ -53,6 +53,7 @@ def pseudo_label(
     encoder: str | None = None,
     version: str | None = None,
     reduced_decode: bool = True,
+    encode_threads: int | None = None,
     **trainer_kwargs: Any,
 ) -> Manifest:
     """Pseudo-label the shards ``inputs`` with the teacher ``checkpoint`` into ``out`` (see
@@ -63,10 +64,11 @@ def pseudo_label(
     :func:`~anydepth.prediction.offline_trainer`); ``encoder`` / ``version`` are the checkpoint hints of
     :meth:`DepthAnything.from_checkpoint`; ``num_workers`` (per device, None: the
     :func:`~anydepth.pseudo_label.labeler.default_workers`) and ``reduced_decode`` (JPEGs decoded at a reduced
-    scale, default on) as :class:`~anydepth.pseudo_label.labeler.PseudoLabelDataModule`. Returns the written manifest
-    (on every rank). Raises ``CheckpointError`` for a bad checkpoint and :class:`PseudoLabelError` for bad settings
-    (those Lightning refuses included), missing inputs or inputs without manifest counts, and an ``out`` that cannot
-    be resumed.
+    scale, default on) as :class:`~anydepth.pseudo_label.labeler.PseudoLabelDataModule`; ``encode_threads`` as
+    :class:`~anydepth.pseudo_label.writer.PseudoLabelWriter` (labels encoded while the model runs). Returns the
+    written manifest (on every rank). Raises ``CheckpointError`` for a bad checkpoint and :class:`PseudoLabelError`
+    for bad settings (those Lightning refuses included), missing inputs or inputs without manifest counts, and an
+    ``out`` that cannot be resumed.
 
     The process of global rank 0 holds :class:`~anydepth.locks.OutputLock` on ``out`` while predicting, so a second
     run into ``out`` stops at once with :class:`~anydepth.locks.OutputLockedError` (naming this process). Only rank 0
@@ -75,6 +77,8 @@ def pseudo_label(
     ``ddp_spawn`` the launching process is rank 0 and holds it while its children predict.
     """
     check_prediction_settings(input_size, batch_size, num_workers or 0, PseudoLabelError)
+    if encode_threads is not None and encode_threads < 0:
+        raise PseudoLabelError(f"encode_threads must be >= 0 (0: encode in the predict loop), got {encode_threads}")
     specs = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     input_shards(specs)  # fail on missing inputs before loading the teacher
     labeler = PseudoLabeler(checkpoint, flip_tta, encoder, version)
@@ -83,7 +87,7 @@ def pseudo_label(
         specs, out, settings, input_size, batch_size, num_workers, resume, None, reduced_decode
     )
     check_output(data.out, data.state, resume)  # once here, before any DDP process starts
-    writer = PseudoLabelWriter(out)
+    writer = PseudoLabelWriter(out, encode_threads)
     trainer = _trainer(
         writer,
         accelerator=accelerator,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,10 @@ from anydepth.shards.writer import ShardWriter, shard_name
 __all__ = ["PseudoLabelWriter", "pseudo_label_record"]
 
 logger = logging.getLogger(__name__)
+
+ENCODE_THREADS = min(4, os.cpu_count() or 1)
+"""Threads encoding pseudo labels (normalisation, float16, mask PNG: numpy and zlib release the GIL) while the
+model predicts the next batch; the records still reach the shards in input order, so the bytes do not depend on it."""
 
 
 @dataclass
@@ -48,13 +54,19 @@ class PseudoLabelWriter(BasePredictionWriter):
     without any batch) the shards still open are finished, the completion records of all ranks are gathered on
     rank 0 (object broadcasts: a synchronisation point, like a barrier), which writes ``manifest.json``
     (:func:`write_manifest`); every rank then holds the manifest as :attr:`manifest`. On an exception, open shards
-    are deleted (a resumed run redoes them)."""
+    are deleted (a resumed run redoes them). ``encode_threads`` threads encode the records (:data:`ENCODE_THREADS`
+    by default; 0: in the predict loop's thread), at most two per thread waiting, written in input order."""
 
-    def __init__(self, out: str | os.PathLike) -> None:
+    def __init__(self, out: str | os.PathLike, encode_threads: int | None = None) -> None:
         super().__init__("batch")
         self.out = Path(out)
+        self.encode_threads = ENCODE_THREADS if encode_threads is None else encode_threads
+        if self.encode_threads < 0:
+            raise ValueError(f"encode_threads must be >= 0, got {self.encode_threads}")
         self.manifest: Manifest | None = None
         self._open: dict[int, _OpenShard] = {}
+        self._pending: deque[tuple[int, Future[dict[str, Any]]]] = deque()
+        self._pool: ThreadPoolExecutor | None = None
         self._written: list[dict[str, Any]] = []
         self._rank = 0
 
@@ -62,6 +74,8 @@ class PseudoLabelWriter(BasePredictionWriter):
         super().setup(trainer, pl_module, stage)
         self._rank = trainer.global_rank
         self._written, self.manifest = [], None
+        if self.encode_threads and self._pool is None:
+            self._pool = ThreadPoolExecutor(self.encode_threads, thread_name_prefix="anydepth-encode")
 
     def write_on_batch_end(
         self,
@@ -78,8 +92,23 @@ class PseudoLabelWriter(BasePredictionWriter):
         ):
             if index not in self._open:
                 self._open[index] = _OpenShard(ShardWriter(self.out, index), record["__url__"], expected)
+            self._pending.append((index, self._encode(record, disparity.numpy())))
+        self._drain(keep=2 * self.encode_threads)
+
+    def _encode(self, record: dict[str, Any], disparity: np.ndarray) -> Future[dict[str, Any]]:
+        if self._pool is not None:
+            return self._pool.submit(pseudo_label_record, record, disparity)
+        done: Future[dict[str, Any]] = Future()
+        done.set_result(pseudo_label_record(record, disparity))
+        return done
+
+    def _drain(self, keep: int) -> None:
+        """Write the encoded records in input order: every one already encoded, then the oldest (waiting for it)
+        until at most ``keep`` are pending; a shard is finished when it holds its input's sample count."""
+        while self._pending and (len(self._pending) > keep or self._pending[0][1].done()):
+            index, encoded = self._pending.popleft()
             shard = self._open[index]
-            shard.writer.write(pseudo_label_record(record, disparity.numpy()))
+            shard.writer.write(encoded.result())  # an encoding error surfaces here, as it would inline
             if shard.writer.samples == shard.expected:
                 self._finish(index)
 
@@ -94,13 +123,26 @@ class PseudoLabelWriter(BasePredictionWriter):
             logger.warning("%s: %s", shard.url, reason)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._pending.clear()
+        self._stop_pool()
         for shard in self._open.values():
             shard.writer.abort()
         self._open.clear()
 
+    def _stop_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "predict":
             return
+        try:
+            self._drain(keep=0)
+        except BaseException as err:  # an encoding error of the last records: delete the open shards, as on_exception
+            self.on_exception(trainer, pl_module, err)
+            raise
+        self._stop_pool()
         for index in list(self._open):
             self._finish(index)
         strategy = trainer.strategy
