@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from anydepth.data.transforms import (
     EvalTransform,
@@ -22,7 +23,7 @@ from anydepth.data.transforms import (
 from anydepth.models.preprocess import lower_bound_size
 from anydepth.shards.schema import Sample, SampleError, decode_sample
 
-from helpers.photos import LARGE, PHOTOS, photo_record
+from helpers.photos import LARGE, PHOTOS, large_photo, photo_record
 
 S = 28  # training crop in these tests (two patches)
 
@@ -96,6 +97,18 @@ def test_train_transform_hand_case_with_sky() -> None:
     np.testing.assert_array_equal(out["mask"].numpy(), mask)
     np.testing.assert_allclose(out["label"].numpy(), expected)
     assert out["key"] == "hand" and out["label_kind"] == "depth" and out["mask"].dtype == torch.bool
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "read-only", "flipped view"])
+def test_the_training_resize_is_pils_bicubic_for_any_array_layout(layout: str) -> None:
+    """A square photo fills the crop (no offset to draw): the crop is PIL's antialiased bicubic resize within 2 grey
+    levels, whether the decoded array is contiguous, read-only or a negative-stride view."""
+    photo = large_photo("astronaut", (300, 300)).copy()
+    image = {"contiguous": photo, "read-only": photo.copy(), "flipped view": photo[::-1]}[layout]
+    image.flags.writeable = layout != "read-only"
+    out = TrainTransform(S)(Sample("k", image, meta={"label_kind": None}), np.random.default_rng(0))["image"]
+    expected = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((S, S), Image.Resampling.BICUBIC))
+    assert np.abs(out.numpy().transpose(1, 2, 0).astype(int) - expected).max() <= 2
 
 
 def test_transforms_reject_tiny_images() -> None:
