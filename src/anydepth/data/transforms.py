@@ -145,13 +145,11 @@ def normalize_per_map(disparity: np.ndarray, valid: np.ndarray) -> np.ndarray:
     out = np.zeros(disparity.shape, np.float32)
     if not valid.any():
         return out
-    every = bool(valid.all())  # the usual case (a teacher's map): whole-array arithmetic, the same values
-    values = np.asarray(disparity, np.float32) if every else disparity[valid]
+    index = ... if valid.all() else valid  # all valid (a teacher's map): whole-array ops, no boolean gather/scatter
+    values = disparity[index]
     low, high = float(values.min()), float(values.max())
-    if high > low and every:
-        np.divide(np.subtract(values, low, out=out), high - low, out=out)
-    elif high > low:
-        out[valid] = (values - low) / (high - low)
+    if high > low:
+        out[index] = (values - low) / (high - low)
     return out
 
 
@@ -184,9 +182,18 @@ def _resize_bicubic(image: np.ndarray, size: tuple[int, int], extent: tuple[floa
     if not image.flags.writeable or min(image.strides) < 0:  # torch warns on read-only arrays, refuses flipped ones
         image = image.copy()
     chw = torch.from_numpy(image).permute(2, 0, 1)[None]  # channels-last strides: the fast uint8 path, no copy
-    scale = [(1 + 1e-9) * out / side for out, side in zip(size, extent)]  # a hair over: floor() never drops a row
-    out = F.interpolate(chw, scale_factor=scale, mode="bicubic", antialias=True, align_corners=False)
-    return out[0, :, : size[0], : size[1]].permute(1, 2, 0).numpy()
+    return _resize_extent(chw, size, extent, antialias=True)[0].permute(1, 2, 0).numpy()
+
+
+def _resize_extent(
+    image: torch.Tensor, size: tuple[int, int], extent: tuple[float, float], antialias: bool = False
+) -> torch.Tensor:
+    """N x C x h x w -> N x C x ``size``: bicubic mapping ``extent`` (h, w: the stored image in ``image``'s pixels,
+    :func:`decoded_extent`) onto ``size``, at a hair over the exact scale so floor() never drops a row, the extra one
+    then cut."""
+    scale = [(1 + 1e-9) * out / side for out, side in zip(size, extent)]
+    out = F.interpolate(image, scale_factor=scale, mode="bicubic", antialias=antialias, align_corners=False)
+    return out[..., : size[0], : size[1]]
 
 
 def _uint8_chw(image: np.ndarray) -> torch.Tensor:
@@ -294,12 +301,8 @@ class EvalTransform:
         image, size = _image_tensor(sample.image)[None], self.network_size(height, width)
         if sample.full_size is None:
             image = F.interpolate(image, size=size, mode="bicubic", align_corners=False)
-        else:  # map the stored image's extent (decoded_extent), not the decoded array, onto ``size``; a hair over
-            extent = decoded_extent(sample.full_size, sample.image.shape)  # the exact scale, so floor() never drops
-            scale = [(1 + 1e-9) * out / side for out, side in zip(size, extent)]  # a row, then the extra one cut
-            image = F.interpolate(image, scale_factor=scale, mode="bicubic", align_corners=False)[
-                ..., : size[0], : size[1]
-            ]
+        else:  # reduced-scale decode: the stored image's extent, not the decoded array, maps onto ``size``
+            image = _resize_extent(image, size, decoded_extent(sample.full_size, sample.image.shape))
         out: dict[str, Any] = {
             "image": image[0],
             "original_size": torch.tensor([height, width]),
