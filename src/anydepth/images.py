@@ -22,6 +22,7 @@ import io
 import math
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import simplejpeg
@@ -30,6 +31,12 @@ from PIL import Image, ImageOps
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 """Video files ``anydepth infer --input`` takes (:mod:`anydepth.video`): one clip per run, never inside a list."""
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a video by its extension (:data:`VIDEO_EXTENSIONS`, case-insensitive)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
 
 SizeNeeded = Callable[[int, int], "tuple[int, int] | None"]
 """Maps an image's stored (height, width) to the smallest (height, width) its consumer needs decoded (None: all)."""

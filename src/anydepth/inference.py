@@ -27,7 +27,7 @@ from tqdm import tqdm
 from anydepth import visualize
 from anydepth.batching import DEFAULT_READ_WORKERS, bucketed, network_size, predict_batch, read_ahead
 from anydepth.files import written_atomically
-from anydepth.images import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_rgb
+from anydepth.images import IMAGE_EXTENSIONS, is_video, read_rgb
 from anydepth.models.depth_anything import HEADS, DepthAnything
 from anydepth.models.preprocess import check_image
 from anydepth.pointcloud import Camera, back_project, write_ply
@@ -178,7 +178,7 @@ def read_checked(path: Path) -> tuple[np.ndarray | None, str]:
     try:
         rgb = read_rgb(path, exif=True)
     except Image.UnidentifiedImageError:
-        if path.suffix.lower() in VIDEO_EXTENSIONS:
+        if is_video(path):
             return None, f"a video: give it as --input on its own (anydepth infer --input {path})"
         return None, "not an image file PIL can read"
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from anydepth import visualize
 from anydepth.batching import DEFAULT_READ_WORKERS, bucketed, predict_batch, read_ahead
-from anydepth.images import VIDEO_EXTENSIONS
+from anydepth.images import VIDEO_EXTENSIONS, is_video  # noqa: F401  (their home is images; kept importable here)
 from anydepth.inference import InputError, model_head
 from anydepth.locks import OutputLock
 
@@ -41,11 +41,6 @@ DEFAULT_FPS = Fraction(30)  # when the container does not say
 
 class VideoError(InputError):
     """A video file cannot be opened or decoded, has no video stream, or no frames."""
-
-
-def is_video(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names a video by its extension (:data:`VIDEO_EXTENSIONS`, case-insensitive)."""
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -180,6 +175,13 @@ def _predict_to_disk(
     return count, float(lo), float(hi)
 
 
+def depth_video_outputs(path: Path, output_dir: Path, raw_npy: bool) -> tuple[Path, Path | None]:
+    """What :func:`run_video_inference` writes for the clip ``path``: ``<clip>_depth.mp4`` and, with ``raw_npy``,
+    the ``<clip>_depth/`` folder of per-frame maps (None without)."""
+    video = output_dir / (path.stem + VIDEO_SUFFIX)
+    return video, output_dir / (path.stem + FRAMES_SUFFIX) if raw_npy else None
+
+
 @contextlib.contextmanager
 def _frame_store(path: Path, output_dir: Path, raw_dir: Path | None) -> Iterator[Path]:
     """The folder pass 1 stores the clip's maps in, held by this run (:class:`~anydepth.locks.OutputLock`: a second
@@ -216,8 +218,7 @@ def run_video_inference(
     path, output_dir = Path(path), Path(output_dir)
     info = probe_video(path)
     metric = model_head(model) == "metric"
-    video = output_dir / (path.stem + VIDEO_SUFFIX)
-    raw_dir = output_dir / (path.stem + FRAMES_SUFFIX) if raw_npy else None
+    video, raw_dir = depth_video_outputs(path, output_dir, raw_npy)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         with _frame_store(path, output_dir, raw_dir) as store:

@@ -20,17 +20,11 @@ from anydepth.cli.common import (
     skip_warnings_to_stderr,
 )
 from anydepth.cli.segment import add_task_arguments, resolve_task, run_seg_infer
+from anydepth.images import VIDEO_EXTENSIONS, is_video
 from anydepth.inference import list_inputs, model_head, run_inference
 from anydepth.models.depth_anything import DepthAnything
 from anydepth.pointcloud import Camera
-from anydepth.video import (
-    FRAMES_SUFFIX,
-    VIDEO_EXTENSIONS,
-    VIDEO_SUFFIX,
-    is_video,
-    probe_video,
-    run_video_inference,
-)
+from anydepth.video import depth_video_outputs, probe_video, run_video_inference
 
 IMAGE_ONLY_OPTIONS = ("png16", "point_cloud", "side_by_side")
 """Outputs a video input does not get: it is one ``<name>_depth.mp4`` (+ per-frame ``.npy`` with ``--raw-npy``)."""
@@ -126,9 +120,8 @@ def run_infer(args: argparse.Namespace) -> int:
             "skipped when listing the inputs)"
         )
     if check_video_input(args):
-        video = args.output / (args.input.stem + VIDEO_SUFFIX)
-        frames = args.output / (args.input.stem + FRAMES_SUFFIX)
-        if args.skip_existing and video.is_file() and (frames.is_dir() or not args.raw_npy):
+        video, frames = depth_video_outputs(args.input, args.output, args.raw_npy)
+        if args.skip_existing and video.is_file() and (frames is None or frames.is_dir()):
             print(f"kept {video}: it exists (--skip-existing)")
             return EXIT_OK
         return run_video(args, load_model(args))
