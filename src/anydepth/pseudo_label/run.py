@@ -77,8 +77,10 @@ def pseudo_label(
     ``ddp_spawn`` the launching process is rank 0 and holds it while its children predict.
     """
     check_prediction_settings(input_size, batch_size, num_workers or 0, PseudoLabelError)
-    if encode_threads is not None and encode_threads < 0:
-        raise PseudoLabelError(f"encode_threads must be >= 0 (0: encode in the predict loop), got {encode_threads}")
+    try:
+        writer = PseudoLabelWriter(out, encode_threads)
+    except ValueError as err:  # its settings, checked before the teacher loads
+        raise PseudoLabelError(str(err)) from None
     specs = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     input_shards(specs)  # fail on missing inputs before loading the teacher
     labeler = PseudoLabeler(checkpoint, flip_tta, encoder, version)
@@ -87,7 +89,6 @@ def pseudo_label(
         specs, out, settings, input_size, batch_size, num_workers, resume, None, reduced_decode
     )
     check_output(data.out, data.state, resume)  # once here, before any DDP process starts
-    writer = PseudoLabelWriter(out, encode_threads)
     trainer = _trainer(
         writer,
         accelerator=accelerator,

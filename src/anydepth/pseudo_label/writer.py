@@ -62,7 +62,7 @@ class PseudoLabelWriter(BasePredictionWriter):
         self.out = Path(out)
         self.encode_threads = ENCODE_THREADS if encode_threads is None else encode_threads
         if self.encode_threads < 0:
-            raise ValueError(f"encode_threads must be >= 0, got {self.encode_threads}")
+            raise ValueError(f"encode_threads must be >= 0 (0: encode in the predict loop), got {encode_threads}")
         self.manifest: Manifest | None = None
         self._open: dict[int, _OpenShard] = {}
         self._pending: deque[tuple[int, Future[dict[str, Any]]]] = deque()
